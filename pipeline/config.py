@@ -1,0 +1,221 @@
+"""The experiment config: typed sections, YAML loading, ``key=value`` overrides.
+
+A config is one YAML file (see ``configs/``), read with ``yaml.safe_load``, overridden on the
+command line with dotted keys (``run.name=quick data.on_bad_box=drop``), and validated into the
+dataclasses below. Defaults are the paper's settings. Relative paths are resolved against the
+directory the command is run from (the project root in the README's examples), and the resolved
+config, with absolute paths, is written to ``runs/<name>/config.resolved.yaml``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional
+
+import yaml
+
+from pipeline.schema import ConfigError, Origin, build, field_paths, key_lines, suggest, to_plain
+
+KITTI_CLASS_MAP = {
+    "Pedestrian": "person", "Person_sitting": "person", "Car": "car", "Truck": "truck",
+    "Cyclist": "bicycle", "Van": None, "Tram": None, "Misc": None, "DontCare": None,
+}
+CITYSCAPES_CLASS_MAP = {"person": "person", "car": "car", "truck": "truck", "bicycle": "bicycle"}
+
+
+@dataclass
+class RunConfig:
+    """Where the run lives and how it computes."""
+
+    name: str = "demo"
+    dir: str = "runs"
+    device: str = "auto"
+    seed: int = 0
+    workers: int = 2
+
+    def validate(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.name):
+            raise ValueError(f"run.name {self.name!r} must be a plain folder name "
+                             "(letters, digits, '.', '_', '-')")
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device):
+            raise ValueError(f"run.device {self.device!r} must be auto, cpu, mps, cuda or cuda:N")
+        if self.workers < 0:
+            raise ValueError("run.workers must be >= 0")
+
+    @property
+    def path(self) -> Path:
+        return Path(self.dir) / self.name
+
+
+@dataclass
+class DomainConfig:
+    """One domain's dataset on disk and how its labels map to the experiment's classes.
+
+    ``format`` selects the reader. KITTI has no official validation split: ``val_list`` (a file of
+    frame ids) is used when set, otherwise a seeded random ``val_fraction`` of the frames.
+    Cityscapes uses its official ``train_split``/``val_split`` folders. COCO reads
+    ``train_annotations``/``val_annotations`` JSON files with images under ``root``.
+    """
+
+    format: Literal["kitti", "cityscapes", "coco"]
+    root: str
+    class_map: dict[str, Optional[str]] = field(default_factory=dict)
+    on_unknown_label: Literal["error", "ignore"] = "error"
+    val_fraction: float = 0.1
+    val_list: Optional[str] = None
+    split_seed: int = 0
+    train_split: str = "train"
+    val_split: str = "val"
+    train_annotations: Optional[str] = None
+    val_annotations: Optional[str] = None
+
+    def validate(self) -> None:
+        if not self.class_map:
+            raise ValueError("class_map is empty: map the dataset's labels to data.classes")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.format == "coco" and not (self.train_annotations and self.val_annotations):
+            raise ValueError("format coco needs train_annotations and val_annotations "
+                             "(paths of COCO JSON files)")
+
+
+@dataclass
+class DataConfig:
+    """The two domains, the experiment's classes and the bad-input policy."""
+
+    source: DomainConfig
+    target: DomainConfig
+    classes: list[str] = field(default_factory=lambda: ["person", "car", "truck", "bicycle"])
+    on_bad_box: Literal["clip", "drop", "error"] = "clip"
+    min_box_size: float = 1.0
+    verify_images: bool = True
+
+    def validate(self) -> None:
+        if not self.classes:
+            raise ValueError("classes is empty")
+        if len(set(self.classes)) != len(self.classes):
+            raise ValueError(f"classes has duplicates: {self.classes}")
+        for side in ("source", "target"):
+            domain = getattr(self, side)
+            for raw, mapped in domain.class_map.items():
+                if mapped is not None and mapped not in self.classes:
+                    raise ValueError(
+                        f"{side}.class_map maps {raw!r} to {mapped!r}, which is not in classes "
+                        f"{self.classes}" + suggest(mapped, self.classes)
+                    )
+        if self.min_box_size < 0:
+            raise ValueError("min_box_size must be >= 0")
+
+
+@dataclass
+class Config:
+    """The whole experiment. Sections are added as the pipeline's stages land."""
+
+    data: DataConfig
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def section(self, dotted: str) -> object:
+        obj: object = self
+        for part in dotted.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+    def slice_hash(self, keys: tuple[str, ...]) -> str:
+        """A stable hash of the config sections ``keys`` (what a stage depends on)."""
+        payload = {k: to_plain(self.section(k)) for k in keys}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+PATH_FIELDS = ("data.source.root", "data.source.val_list", "data.source.train_annotations",
+               "data.source.val_annotations", "data.target.root", "data.target.val_list",
+               "data.target.train_annotations", "data.target.val_annotations", "run.dir")
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """Split ``a.b.c=value``; the value is parsed as YAML (``2000`` -> int, ``[0.5, 0.9]`` -> list)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like key=value (e.g. run.name=quick)")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*", key):
+        raise ConfigError(f"override {text!r}: {key!r} is not a dotted key like run.name")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({exc})") from None
+    return key, value
+
+
+def apply_override(data: dict, key: str, value: object) -> None:
+    """Set ``data[a][b][c] = value`` for ``key = "a.b.c"``; unknown keys are caught on validation,
+    except where the path runs through a non-mapping, which is reported here."""
+    parts = key.split(".")
+    node = data
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {key}: {'.'.join(parts[:i + 1])} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _check_override_key(key: str) -> None:
+    """Reject an override whose key is not in the schema before anything is built."""
+    known = field_paths(Config)
+    if key in known:
+        return
+    # Keys below a free-form mapping (a class map) are data, not schema.
+    free_form = [p for p in known if p.endswith(".class_map")]
+    if any(key.startswith(p + ".") for p in free_form):
+        return
+    raise ConfigError(f"command-line override {key}: unknown key" + suggest(key, known))
+
+
+def load_config(path: str | Path, overrides: list[str] = (), base_dir: Path | None = None) -> Config:
+    """Read a YAML config, apply ``key=value`` overrides, validate, resolve relative paths.
+
+    Raises :class:`ConfigError` naming the file, line and key of the first problem.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    try:
+        data = yaml.safe_load(text)
+        lines = key_lines(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the config must be a mapping of sections (run:, data:, ...)")
+    override_keys = set()
+    for text_override in overrides:
+        key, value = parse_override(text_override)
+        _check_override_key(key)
+        apply_override(data, key, value)
+        override_keys.add(key)
+    config = build(Config, data, Origin(path, lines, frozenset(override_keys)))
+    _resolve_paths(config, base_dir or Path.cwd())
+    return config
+
+
+def _resolve_paths(config: Config, base: Path) -> None:
+    for dotted in PATH_FIELDS:
+        *parents, name = dotted.split(".")
+        owner = config.section(".".join(parents))
+        value = getattr(owner, name)
+        if value is not None:
+            setattr(owner, name, str((base / Path(value).expanduser()).resolve()))
+
+
+def dump_config(config: Config) -> str:
+    """The config as YAML text, in schema order."""
+    return yaml.safe_dump(to_plain(config), sort_keys=False, default_flow_style=None, width=100)

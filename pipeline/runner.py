@@ -1,0 +1,200 @@
+"""Decide which stages to run, run them, and remember what they ran on.
+
+``runs/<name>/state.json`` holds, per finished stage, the config slice it ran with, a
+fingerprint of each input and the list of its outputs. A stage is
+
+* ``done``  when all three still match (it is skipped),
+* ``stale`` when one differs (the reason names the changed key, input or missing output),
+* ``todo``  when it never finished.
+
+Fingerprints are content hashes for files up to 64 MiB (manifests, label lists) and
+(path, size, mtime) listings for larger files and for folders (datasets, checkpoints), so a
+dataset of 10,000 images costs a directory walk, not a read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pipeline.config import Config, dump_config
+from pipeline.context import RunContext
+from pipeline.formats.common import atomic_write_text
+from pipeline.schema import suggest, to_plain
+from pipeline.stages import STAGE_NAMES, STAGES, Stage
+
+logger = logging.getLogger(__name__)
+
+STATE_VERSION = 1
+CONTENT_HASH_LIMIT = 64 * 2**20
+
+
+class StageError(RuntimeError):
+    """A stage cannot run as asked (not implemented, inputs missing, unknown name)."""
+
+
+@dataclass(frozen=True)
+class StageStatus:
+    stage: str
+    state: str  # done | stale | todo | not implemented
+    reason: str
+
+
+def fingerprint(path: Path) -> str:
+    """A string that changes when the file or folder at ``path`` changes."""
+    if not path.exists():
+        return "missing"
+    if path.is_file():
+        st = path.stat()
+        if st.st_size <= CONTENT_HASH_LIMIT:
+            return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+        return f"stat:{st.st_size}:{st.st_mtime_ns}"
+    digest = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(path):
+        dirnames.sort()
+        rel = os.path.relpath(dirpath, path)
+        for name in sorted(filenames):
+            st = os.stat(os.path.join(dirpath, name))
+            digest.update(f"{rel}/{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return "tree:" + digest.hexdigest()
+
+
+def _flatten(data: object, prefix: str = "") -> dict[str, object]:
+    if isinstance(data, dict):
+        out: dict[str, object] = {}
+        for k, v in data.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: data}
+
+
+class Runner:
+    """Runs the stages of one experiment and keeps ``state.json`` up to date."""
+
+    def __init__(self, config: Config):
+        self.ctx = RunContext(config)
+        self.state_path = self.ctx.run_dir / "state.json"
+
+    def load_state(self) -> dict:
+        if not self.state_path.exists():
+            return {"version": STATE_VERSION, "stages": {}}
+        try:
+            state = json.loads(self.state_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise StageError(f"{self.state_path}: corrupt state file ({exc}); delete it to "
+                             "rerun every stage") from None
+        if state.get("version") != STATE_VERSION:
+            return {"version": STATE_VERSION, "stages": {}}
+        return state
+
+    def _config_slice(self, stage: Stage) -> dict:
+        return {k: to_plain(self.ctx.config.section(k)) for k in stage.config_keys}
+
+    def status(self, stage: Stage, state: dict | None = None) -> StageStatus:
+        if stage.run is None:
+            return StageStatus(stage.name, "not implemented",
+                               f"not implemented yet (tracked in {stage.tracked_in})")
+        record = (state or self.load_state())["stages"].get(stage.name)
+        if record is None:
+            return StageStatus(stage.name, "todo", "never finished in this run directory")
+        old, new = _flatten(record["config"]), _flatten(self._config_slice(stage))
+        changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+        if changed:
+            key = changed[0]
+            more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+            return StageStatus(stage.name, "stale",
+                               f"config changed: {key}: {old.get(key)!r} -> {new.get(key)!r}{more}")
+        for path in stage.inputs(self.ctx):
+            if record["inputs"].get(str(path)) != fingerprint(path):
+                return StageStatus(stage.name, "stale", f"input changed: {path}")
+        for out in record["outputs"]:
+            if not Path(out).exists():
+                return StageStatus(stage.name, "stale", f"output missing: {out}")
+        return StageStatus(stage.name, "done", f"finished {record['finished_at']}")
+
+    def statuses(self) -> list[StageStatus]:
+        state = self.load_state()
+        result = []
+        upstream_pending = None
+        for stage in STAGES:
+            st = self.status(stage, state)
+            if st.state == "done" and upstream_pending:
+                st = StageStatus(st.stage, "done", st.reason +
+                                 f"; may rerun after {upstream_pending} reruns")
+            if st.state in ("stale", "todo") and upstream_pending is None:
+                upstream_pending = stage.name
+            result.append(st)
+        return result
+
+    def select(self, only: list[str] | None = None, start: str | None = None,
+               stop: str | None = None) -> list[Stage]:
+        """The stages to run, in pipeline order: ``only`` these, or ``start``..``stop``."""
+        for name in [*(only or []), start, stop]:
+            if name is not None and name not in STAGE_NAMES:
+                raise StageError(f"unknown stage {name!r}{suggest(name, list(STAGE_NAMES))} "
+                                 f"(stages: {', '.join(STAGE_NAMES)})")
+        if only:
+            return [s for s in STAGES if s.name in only]
+        first = STAGE_NAMES.index(start) if start else 0
+        last = STAGE_NAMES.index(stop) if stop else len(STAGES) - 1
+        if first > last:
+            raise StageError(f"--from {start} comes after --to {stop}")
+        return list(STAGES[first:last + 1])
+
+    def run(self, stages: list[Stage], force: bool = False) -> dict[str, dict]:
+        """Run ``stages`` in order, skipping those that are done (unless ``force``)."""
+        missing = [s for s in stages if s.run is None]
+        if missing:
+            names = ", ".join(f"{s.name} ({s.tracked_in})" for s in missing)
+            ready = [s.name for s in stages if s.run is not None]
+            hint = (f"; run the implemented ones with --only {' --only '.join(ready)}"
+                    if ready else "")
+            raise StageError(f"not implemented yet: {names}{hint}")
+        run_dir = self.ctx.run_dir
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "config.resolved.yaml", dump_config(self.ctx.config))
+        results = {}
+        for stage in stages:
+            state = self.load_state()
+            st = self.status(stage, state)
+            if st.state == "done" and not force:
+                logger.info("stage %s: up to date, skipped (%s)", stage.name, st.reason)
+                continue
+            self._check_inputs(stage)
+            logger.info("stage %s: running (%s)", stage.name,
+                        "forced" if st.state == "done" else st.reason)
+            started = time.monotonic()
+            started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            result = stage.run(self.ctx) or {}
+            duration = time.monotonic() - started
+            state = self.load_state()
+            state["stages"][stage.name] = {
+                "config": self._config_slice(stage),
+                "inputs": {str(p): fingerprint(p) for p in stage.inputs(self.ctx)},
+                "outputs": [str(p) for p in stage.outputs(self.ctx)],
+                "started_at": started_at,
+                "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "duration_s": round(duration, 3),
+                "result": result,
+            }
+            atomic_write_text(self.state_path, json.dumps(state, indent=2, sort_keys=True))
+            logger.info("stage %s: done in %.1f s", stage.name, duration)
+            results[stage.name] = result
+        return results
+
+    def _check_inputs(self, stage: Stage) -> None:
+        """Inputs made by an earlier stage must exist; say which stage makes them."""
+        for path in stage.inputs(self.ctx):
+            if path.exists():
+                continue
+            for earlier in STAGES[:STAGE_NAMES.index(stage.name)]:
+                if path in earlier.outputs(self.ctx):
+                    raise StageError(f"stage {stage.name} needs {path}, which stage "
+                                     f"{earlier.name} makes: run it first "
+                                     f"(pipeline run CONFIG --only {earlier.name})")

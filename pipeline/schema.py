@@ -1,0 +1,229 @@
+"""Turn plain YAML data into typed dataclass objects, with errors a user can act on.
+
+The experiment config is a tree of dataclasses (:mod:`pipeline.config`). This module knows
+nothing about that tree: it validates any mapping against any dataclass type, following the type
+hints of its fields. Supported field types are ``bool``, ``int``, ``float``, ``str``,
+``Literal[...]``, ``Optional[T]``, ``list[T]``, ``tuple[T, ...]``, ``dict[str, T]`` and nested
+dataclasses. An int is accepted where a float is expected; nothing else is coerced (``"3"`` is
+not an int, ``1`` is not a bool), because a silently converted value is how a wrong experiment
+gets run.
+
+Errors are :class:`ConfigError` and name the dotted key, the file and line it came from, and,
+for an unknown key, the nearest valid one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config value that cannot be used; the message says which, where, and what would work."""
+
+
+def key_lines(text: str) -> dict[str, int]:
+    """Map every dotted key of a YAML mapping document to its 1-based line number.
+
+    Used only to point error messages at the right line; values are read with ``yaml.safe_load``.
+    """
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    lines: dict[str, int] = {}
+
+    def walk(n: yaml.Node, prefix: str) -> None:
+        if isinstance(n, yaml.MappingNode):
+            for k, v in n.value:
+                if isinstance(k, yaml.ScalarNode):
+                    dotted = f"{prefix}.{k.value}" if prefix else str(k.value)
+                    lines[dotted] = k.start_mark.line + 1
+                    walk(v, dotted)
+
+    if node is not None:
+        walk(node, "")
+    return lines
+
+
+@dataclasses.dataclass
+class Origin:
+    """Where values come from, for error messages: a file (with key lines) and overrides."""
+
+    file: Path | None = None
+    lines: dict[str, int] = dataclasses.field(default_factory=dict)
+    overrides: frozenset[str] = frozenset()
+
+    def where(self, key: str) -> str:
+        if key in self.overrides:
+            return f"command-line override {key}"
+        if self.file is None:
+            return f"key {key}"
+        line = self.lines.get(key)
+        return f"{self.file}:{line}: {key}" if line else f"{self.file}: {key}"
+
+
+def field_paths(cls: type, prefix: str = "") -> list[str]:
+    """All dotted keys that a dataclass type accepts (nested dataclasses expanded)."""
+    paths = []
+    for f in dataclasses.fields(cls):
+        dotted = f"{prefix}{f.name}"
+        paths.append(dotted)
+        inner = _dataclass_in(_hints(cls)[f.name])
+        if inner is not None:
+            paths.extend(field_paths(inner, dotted + "."))
+    return paths
+
+
+def suggest(name: str, candidates: list[str]) -> str:
+    """A ``did you mean`` phrase for ``name`` among ``candidates`` (empty when nothing is close)."""
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def build(cls: type, data: Any, origin: Origin, prefix: str = "") -> Any:
+    """Validate ``data`` (a mapping from YAML) against dataclass ``cls`` and instantiate it.
+
+    Missing fields take their dataclass default; a field without default is required.
+    After construction, an optional ``validate(self)`` method on the dataclass may raise
+    ``ValueError`` for constraints between fields; it is reported against ``prefix``.
+    """
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{origin.where(prefix.rstrip('.') or '<top>')} must be a mapping "
+            f"(key: value lines), got {type(data).__name__}"
+        )
+    hints = _hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in data:
+        if key not in names:
+            dotted = f"{prefix}{key}"
+            raise ConfigError(
+                f"{origin.where(dotted)}: unknown key"
+                + suggest(str(key), names)
+                + f" (valid keys here: {', '.join(names)})"
+            )
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        dotted = f"{prefix}{f.name}"
+        if f.name in data:
+            kwargs[f.name] = convert(hints[f.name], data[f.name], origin, dotted)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            inner = _dataclass_in(hints[f.name])
+            if inner is not None and _all_defaults(inner):
+                kwargs[f.name] = build(inner, {}, origin, dotted + ".")
+            else:
+                raise ConfigError(f"{origin.where(dotted)}: required key is missing")
+    obj = cls(**kwargs)
+    validate = getattr(obj, "validate", None)
+    if validate is not None:
+        try:
+            validate()
+        except ValueError as exc:
+            raise ConfigError(f"{origin.where(prefix.rstrip('.') or '<top>')}: {exc}") from None
+    return obj
+
+
+def convert(tp: Any, value: Any, origin: Origin, key: str) -> Any:
+    """Check ``value`` against the type hint ``tp`` and return it converted (nested types built)."""
+    origin_tp = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin_tp in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        non_none = [a for a in args if a is not type(None)]
+        errors = []
+        for a in non_none:
+            try:
+                return convert(a, value, origin, key)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if len(errors) == 1 else
+                          f"{origin.where(key)}: {value!r} is not a valid {_type_name(tp)}")
+    if origin_tp is Literal:
+        if value in args:
+            return value
+        raise ConfigError(
+            f"{origin.where(key)}: {value!r} is not one of {', '.join(map(repr, args))}"
+            + suggest(str(value), [str(a) for a in args])
+        )
+    if dataclasses.is_dataclass(tp):
+        return build(tp, value, origin, key + ".")
+    if origin_tp is list or origin_tp is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{origin.where(key)}: expected a list, got {value!r}")
+        if origin_tp is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+            if len(value) != len(args):
+                raise ConfigError(
+                    f"{origin.where(key)}: expected a list of {len(args)} values, got {value!r}"
+                )
+            return tuple(convert(a, v, origin, f"{key}[{i}]") for i, (a, v) in
+                         enumerate(zip(args, value)))
+        item = args[0] if args else Any
+        items = [convert(item, v, origin, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin_tp is tuple else items
+    if origin_tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{origin.where(key)}: expected a mapping, got {value!r}")
+        key_tp, val_tp = args if args else (Any, Any)
+        return {convert(key_tp, k, origin, key): convert(val_tp, v, origin, f"{key}.{k}")
+                for k, v in value.items()}
+    if tp is Any:
+        return value
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is bool or tp is str:
+        if isinstance(value, tp):
+            return value
+    else:
+        raise TypeError(f"unsupported type {tp!r} in config schema at {key}")
+    raise ConfigError(f"{origin.where(key)}: expected {_type_name(tp)}, got {value!r}")
+
+
+def to_plain(obj: Any) -> Any:
+    """A dataclass tree back to plain dicts/lists (for YAML output and hashing)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_plain(v) for k, v in obj.items()}
+    return obj
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _dataclass_in(tp: Any) -> type | None:
+    """The dataclass inside ``tp`` (``T`` or ``Optional[T]``), else None."""
+    if dataclasses.is_dataclass(tp):
+        return tp
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        for a in typing.get_args(tp):
+            if dataclasses.is_dataclass(a):
+                return a
+    return None
+
+
+def _all_defaults(cls: type) -> bool:
+    return all(
+        f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+        for f in dataclasses.fields(cls)
+    )
+
+
+def _type_name(tp: Any) -> str:
+    if isinstance(tp, type):
+        return {"str": "a string", "int": "an integer", "float": "a number",
+                "bool": "true or false"}.get(tp.__name__, tp.__name__)
+    return str(tp).replace("typing.", "")

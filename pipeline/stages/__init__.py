@@ -1,0 +1,115 @@
+"""The pipeline's stages, in the order ``pipeline run`` executes them.
+
+A :class:`Stage` is data: its name, the config sections it depends on, the files it reads and
+writes (as functions of the run), and the function that does the work. The runner
+(:mod:`pipeline.runner`) uses the config sections and input files to decide whether a stage is
+done, stale or to do; a stage's function never has to check that itself.
+
+A stage whose ``run`` is ``None`` is planned but not implemented yet: it is listed by
+``pipeline stages`` and refuses to run, naming the issue that tracks it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from pipeline.context import RunContext
+from pipeline.stages import prepare
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    description: str
+    config_keys: tuple[str, ...]
+    inputs: Callable[[RunContext], list[Path]]
+    outputs: Callable[[RunContext], list[Path]]
+    run: Callable[[RunContext], dict] | None = None
+    tracked_in: str = ""
+
+
+def _manifests(ctx: RunContext, *splits: str) -> list[Path]:
+    return [ctx.data_dir / f"{s}.json" for s in splits]
+
+
+def _all_manifests(ctx: RunContext) -> list[Path]:
+    return _manifests(ctx, *prepare.SPLITS)
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage(
+        name="prepare",
+        description="convert source and target datasets to COCO manifests (runs/<name>/data/)",
+        config_keys=("data",),
+        inputs=prepare.input_paths,
+        outputs=lambda ctx: _all_manifests(ctx) + [ctx.data_dir / "summary.json"],
+        run=prepare.run,
+    ),
+    Stage(
+        name="train_translator",
+        description="train MGUIT on source_train + target_train",
+        config_keys=("data",),
+        inputs=lambda ctx: _manifests(ctx, "source_train", "target_train"),
+        outputs=lambda ctx: [ctx.run_dir / "translator" / "checkpoints" / "last.pt"],
+        tracked_in="issue #4",
+    ),
+    Stage(
+        name="translate",
+        description="translate source_train into the target style (runs/<name>/translated/)",
+        config_keys=("data",),
+        inputs=lambda ctx: _manifests(ctx, "source_train"),
+        outputs=lambda ctx: [ctx.run_dir / "translated" / "annotations.json"],
+        tracked_in="issue #5",
+    ),
+    Stage(
+        name="train_detector",
+        description="train Faster R-CNN on source, translated and target sets",
+        config_keys=("data",),
+        inputs=_all_manifests,
+        outputs=lambda ctx: [ctx.run_dir / "detector"],
+        tracked_in="issue #6",
+    ),
+    Stage(
+        name="evaluate",
+        description="evaluate each detector on target_val, per class (paper Table 3)",
+        config_keys=("data",),
+        inputs=lambda ctx: _manifests(ctx, "target_val"),
+        outputs=lambda ctx: [ctx.run_dir / "eval" / "metrics.json"],
+        tracked_in="issue #6",
+    ),
+    Stage(
+        name="metrics",
+        description="translation quality: FID/KID, LPIPS diversity, IS/CIS, per-class style distance",
+        config_keys=("data",),
+        inputs=_all_manifests,
+        outputs=lambda ctx: [ctx.run_dir / "eval" / "translation.json"],
+        tracked_in="issue #8",
+    ),
+    Stage(
+        name="report",
+        description="HTML report with tables, image grids and plots",
+        config_keys=("data",),
+        inputs=_all_manifests,
+        outputs=lambda ctx: [ctx.run_dir / "report" / "index.html"],
+        tracked_in="issue #7",
+    ),
+    Stage(
+        name="inspect",
+        description="FiftyOne dataset: source / translated / target, ground truth and predictions",
+        config_keys=("data",),
+        inputs=_all_manifests,
+        outputs=lambda ctx: [],
+        tracked_in="issue #7",
+    ),
+)
+
+STAGE_NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)
+
+
+def get_stage(name: str) -> Stage:
+    for stage in STAGES:
+        if stage.name == name:
+            return stage
+    raise KeyError(name)

@@ -1,0 +1,153 @@
+"""The ``prepare`` stage: both domains on disk -> four COCO manifests.
+
+Writes ``runs/<name>/data/{source_train,source_val,target_train,target_val}.json`` and
+``summary.json``. Each manifest is a COCO detection JSON whose ``file_name`` entries are relative
+to the dataset root stored in ``info.image_root`` (absolute), so a manifest stays valid when the
+run folder moves but the dataset does not. Category ids are 1..K in the order of
+``data.classes``, identical in all four manifests.
+
+Splits: KITTI has no official validation split, so ``val_list`` (a file of frame ids) or a
+seeded ``val_fraction`` of the frames makes one; Cityscapes uses its ``train``/``val`` folders;
+COCO datasets bring one JSON per split.
+
+All four manifests are written to a temporary folder and moved into place only when every split
+has been read and every image verified: a failed prepare leaves the previous manifests (or none),
+never a mix.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from joblib import Parallel, delayed
+from tqdm import tqdm
+
+from pipeline.config import DataConfig, DomainConfig
+from pipeline.formats import cityscapes, coco, kitti
+from pipeline.formats.common import BadInputLog, DatasetError, ImageRecord, atomic_write_text, \
+    read_image_size
+
+if TYPE_CHECKING:
+    from pipeline.context import RunContext
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("source_train", "source_val", "target_train", "target_val")
+VERIFY_CHUNK = 64
+
+
+def input_paths(ctx: RunContext) -> list[Path]:
+    """The files and folders whose change makes ``prepare`` stale."""
+    paths = []
+    for domain in (ctx.config.data.source, ctx.config.data.target):
+        paths.append(Path(domain.root))
+        for extra in (domain.val_list, domain.train_annotations, domain.val_annotations):
+            if extra:
+                paths.append(Path(extra))
+    return paths
+
+
+def read_domain(domain: DomainConfig, data: DataConfig, split: str,
+                log: BadInputLog) -> Iterator[ImageRecord]:
+    """Yield the records of one split (``train`` or ``val``) of one domain, lazily."""
+    common = dict(class_map=domain.class_map, on_unknown_label=domain.on_unknown_label,
+                  on_bad_box=data.on_bad_box, log=log, verify_images=False,
+                  min_box_size=data.min_box_size)
+    if domain.format == "kitti":
+        train_ids, val_ids = kitti_split(domain)
+        return kitti.read_kitti(domain.root, train_ids if split == "train" else val_ids,
+                                **common)
+    if domain.format == "cityscapes":
+        folder = domain.train_split if split == "train" else domain.val_split
+        return cityscapes.read_cityscapes(domain.root, folder, **common)
+    annotations = domain.train_annotations if split == "train" else domain.val_annotations
+    return coco.read_coco(annotations, domain.root, **common)
+
+
+def kitti_split(domain: DomainConfig) -> tuple[list[str], list[str]]:
+    """KITTI frame ids of (train, val): from ``val_list`` if given, else a seeded fraction."""
+    frames = kitti.list_frames(domain.root)
+    if domain.val_list:
+        return kitti.split_by_list(frames, kitti.read_frame_list(domain.val_list),
+                                   domain.val_list)
+    return kitti.split_frames(frames, domain.val_fraction, domain.split_seed)
+
+
+def verify_images(paths: list[str], workers: int) -> None:
+    """Decode every image fully (in ``workers`` processes); the first bad one raises."""
+    chunks = [paths[i:i + VERIFY_CHUNK] for i in range(0, len(paths), VERIFY_CHUNK)]
+    with tqdm(total=len(paths), desc="verify images", unit="img", leave=False) as bar:
+        for done in Parallel(n_jobs=max(workers, 1), return_as="generator")(
+            delayed(_verify_chunk)(chunk) for chunk in chunks
+        ):
+            bar.update(done)
+
+
+def _verify_chunk(paths: list[str]) -> int:
+    for p in paths:
+        read_image_size(Path(p), verify=True)
+    return len(paths)
+
+
+def format_summary(counts: dict[str, dict], classes: list[str]) -> str:
+    """A plain-text table: images and boxes per class, one row per split."""
+    header = ["split", "images", *classes, "boxes"]
+    rows = [header]
+    for split, c in counts.items():
+        per_class = c["boxes_per_class"]
+        rows.append([split, str(c["images"]), *(str(per_class.get(k, 0)) for k in classes),
+                     str(sum(per_class.values()))])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in
+                       enumerate(zip(row, widths))) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def run(ctx: RunContext) -> dict:
+    data = ctx.config.data
+    ctx.data_dir.mkdir(parents=True, exist_ok=True)
+    log = BadInputLog()
+    counts: dict[str, dict] = {}
+    tmp = Path(tempfile.mkdtemp(prefix=".prepare-", dir=ctx.data_dir))
+    try:
+        image_paths: list[str] = []
+        for split in SPLITS:
+            side, part = split.split("_")
+            domain: DomainConfig = getattr(data, side)
+            records = read_domain(domain, data, part, log)
+            records = _collect_paths(tqdm(records, desc=f"read {split}", unit="img",
+                                          leave=False), image_paths)
+            counts[split] = coco.write_manifest(
+                tmp / f"{split}.json", records, data.classes, domain.root,
+                info={"description": f"{split} of run {ctx.config.run.name}",
+                      "format": domain.format, "split": split},
+            )
+            if counts[split]["images"] == 0:
+                raise DatasetError(domain.root, f"split {split} has no images; check "
+                                   f"data.{side} (root, split names, val_fraction)")
+        if data.verify_images:
+            verify_images(image_paths, ctx.config.run.workers)
+        summary = {"splits": counts, "bad_input": log.to_dict(), "classes": data.classes}
+        atomic_write_text(tmp / "summary.json", json.dumps(summary, indent=2, sort_keys=True))
+        for name in (*SPLITS, "summary"):
+            (tmp / f"{name}.json").replace(ctx.data_dir / f"{name}.json")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    table = format_summary(counts, data.classes)
+    logger.info("prepared manifests in %s\n%s", ctx.data_dir, table)
+    if log.counts:
+        logger.warning("bad input repaired or skipped:\n  %s", "\n  ".join(log.summary_lines()))
+    return {"images": {s: c["images"] for s, c in counts.items()}, "bad_input": log.to_dict()}
+
+
+def _collect_paths(records: Iterator[ImageRecord], sink: list[str]) -> Iterator[ImageRecord]:
+    for record in records:
+        sink.append(str(record.path))
+        yield record
