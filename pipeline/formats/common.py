@@ -91,12 +91,14 @@ class BadInputLog:
     counts: Counter = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)
 
-    def add(self, kind: str, where: str, message: str) -> None:
+    def add(self, kind: str, where: str, message: str, warn: bool = True) -> None:
+        """Count one case; the first ``max_examples`` of a kind are kept (and logged if ``warn``)."""
         self.counts[kind] += 1
         shown = self.examples.setdefault(kind, [])
         if len(shown) < self.max_examples:
             shown.append(f"{where}: {message}")
-            logger.warning("%s: %s", where, message)
+            if warn:
+                logger.warning("%s: %s", where, message)
 
     def summary_lines(self) -> list[str]:
         lines = []
@@ -198,8 +200,9 @@ def map_label(
             "(map it to a class, or to null to ignore it) or set on_unknown_label: ignore",
             line=line,
         )
+    # Ignoring unlisted labels was asked for (Cityscapes has ~30 stuff labels): count, don't warn.
     log.add(f"unmapped label ignored ({raw})", where if line is None else f"{where}:{line}",
-            f"label {raw!r} is not in the class map")
+            f"label {raw!r} is not in the class map", warn=False)
     return None
 
 

@@ -1,0 +1,148 @@
+"""Typed settings of the MGUIT translator: networks, memory, losses, training.
+
+Plain dataclasses with the paper's values as defaults (section 4.1; DRIT's loss weights where
+the paper defers to DRIT). The pipeline embeds :class:`TranslatorConfig` as the ``translator``
+section of the experiment YAML and validates it; this package never reads YAML itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass
+class ModelConfig:
+    """Widths and depths of the DRIT-style networks.
+
+    The content and style encoders downsample by ``2 ** num_downsample``; their last width is the
+    memory's channel count C, so ``base_channels * 2 ** num_downsample`` must equal
+    ``MemoryConfig.key_dim``. The paper: 64 * 2**2 = 256.
+    """
+
+    base_channels: int = 64
+    num_downsample: int = 2
+    content_res_blocks: int = 3       # per-domain residual blocks of the content encoder
+    shared_res_blocks: int = 1        # deepest content block, shared by both domains (DRIT)
+    style_res_blocks: int = 2
+    generator_res_blocks: int = 4
+    discriminator_channels: int = 64
+    discriminator_layers: int = 4
+    discriminator_scales: int = 3     # multi-scale image discriminators (DRIT's MultiScaleDis)
+    content_discriminator_channels: int = 256
+    spectral_norm: bool = True        # on discriminators, as DRIT
+    init_std: float = 0.001           # N(0, 0.001) for every layer's weights (paper 4.1)
+
+    def validate(self) -> None:
+        for name in ("base_channels", "num_downsample", "discriminator_channels",
+                     "discriminator_layers", "discriminator_scales",
+                     "content_discriminator_channels"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"model.{name} must be >= 1")
+        if self.init_std <= 0:
+            raise ValueError("model.init_std must be > 0")
+
+    @property
+    def feature_channels(self) -> int:
+        return self.base_channels * 2 ** self.num_downsample
+
+    @property
+    def stride(self) -> int:
+        """Input sizes must be multiples of this; inference pads to it and crops back."""
+        return 2 ** self.num_downsample
+
+
+@dataclass
+class MemoryConfig:
+    """The class-aware key-values memory (paper section 3.2).
+
+    ``items`` gives the number of items per class, in class order, with ``background`` for the
+    pixels outside every box; its total is N (the paper: 20 = 3 x 4 classes + 8 background for
+    KITTI -> Cityscapes). ``variant: single`` is the ablation's class-agnostic memory (all items
+    one group, no class masks); ``loss`` selects eq 8 (``contrastive``) or the triplet loss of
+    the ablation.
+    """
+
+    key_dim: int = 256
+    items: dict[str, int] = field(default_factory=lambda: {
+        "person": 3, "car": 3, "truck": 3, "bicycle": 3, "background": 8})
+    variant: Literal["class_aware", "single"] = "class_aware"
+    loss: Literal["contrastive", "triplet"] = "contrastive"
+    temperature: float = 0.1
+    triplet_margin: float = 1.0
+
+    def validate(self) -> None:
+        if "background" not in self.items:
+            raise ValueError("memory.items needs a 'background' group for pixels outside boxes")
+        if any(n < 1 for n in self.items.values()):
+            raise ValueError(f"memory.items must all be >= 1, got {self.items}")
+        if self.temperature <= 0:
+            raise ValueError("memory.temperature must be > 0")
+
+
+@dataclass
+class LossConfig:
+    """Weights of eq 9. DRIT's values for the translation terms, the paper's for eq 8."""
+
+    self_recon: float = 10.0
+    cycle: float = 10.0
+    content_adv: float = 1.0
+    domain_adv: float = 1.0
+    kl: float = 0.01
+    latent: float = 10.0
+    key_contrast: float = 1.0
+    value_contrast: float = 0.5
+    gan_mode: Literal["vanilla", "lsgan"] = "vanilla"
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation (paper 4.1): Adam, lr 1e-4 constant for the first half, then linearly to 0.
+
+    ``betas``: the paper states (0.9, 0.999); DRIT and the authors' code use (0.5, 0.999).
+    Length is ``iterations`` if set, else ``epochs`` over the larger of the two domains.
+    """
+
+    iterations: int | None = None
+    epochs: int = 60
+    decay_start_fraction: float = 0.5
+    batch_size: int = 1
+    lr: float = 1.0e-4
+    content_lr: float | None = None   # content discriminator lr; None = lr
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 1.0e-4
+    grad_clip: float = 5.0            # content discriminator gradient norm clip (DRIT)
+    resize: int = 360                 # short side before cropping
+    crop: int = 360
+    flip: bool = True
+    amp: bool = True                  # used on CUDA only
+    num_workers: int = 2
+    log_every: int = 50
+    image_every: int = 500
+    snapshot_every: int = 5000
+    num_style_samples: int = 3        # style samples per image in the TensorBoard grids
+
+    def validate(self) -> None:
+        if self.iterations is not None and self.iterations < 1:
+            raise ValueError("train.iterations must be >= 1 (or null to use epochs)")
+        if self.crop > self.resize:
+            raise ValueError(f"train.crop {self.crop} is larger than train.resize {self.resize}")
+        if not 0.0 <= self.decay_start_fraction <= 1.0:
+            raise ValueError("train.decay_start_fraction must be in [0, 1]")
+        if self.batch_size < 1:
+            raise ValueError("train.batch_size must be >= 1")
+
+
+@dataclass
+class TranslatorConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def validate(self) -> None:
+        if self.model.feature_channels != self.memory.key_dim:
+            raise ValueError(
+                f"memory.key_dim {self.memory.key_dim} must equal the encoders' output width "
+                f"model.base_channels * 2**model.num_downsample = {self.model.feature_channels}"
+            )

@@ -1,0 +1,29 @@
+"""Fixtures shared by the test modules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+@pytest.fixture
+def make_png():
+    """``make_png(path, width, height, noise=False)``: write a real PNG (creating folders).
+
+    ``noise`` fills it with random pixels, so that its compressed data is large enough for a
+    truncated copy to lose pixel data and not only the end marker.
+    """
+
+    def make(path: Path, width: int = 64, height: int = 48, noise: bool = False) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if noise:
+            pixels = np.random.default_rng(0).integers(0, 256, (height, width, 3), np.uint8)
+            Image.fromarray(pixels).save(path)
+        else:
+            Image.new("RGB", (width, height), (90, 120, 150)).save(path)
+        return path
+
+    return make

@@ -1,0 +1,160 @@
+"""Stage machinery and the prepare stage, on tiny synthetic data in the real on-disk layouts."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from pipeline import synthetic
+from pipeline.cli import main
+from pipeline.config import load_config
+from pipeline.runner import Runner, StageError
+from pipeline.stages import STAGE_NAMES, prepare
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> synthetic.SyntheticDataset:
+    out = tmp_path_factory.mktemp("synthetic")
+    return synthetic.generate(out, seed=3, width=96, height=48, num_source=10,
+                              num_target_train=6, num_target_val=4, progress=False)
+
+
+def write_config(tmp_path: Path, data: synthetic.SyntheticDataset, source_root: Path | None = None,
+                 extra: str = "") -> Path:
+    text = textwrap.dedent(f"""\
+        run: {{name: t, dir: {tmp_path / 'runs'}, workers: 1}}
+        data:
+          source:
+            format: kitti
+            root: {source_root or data.source_root}
+            val_fraction: 0.2
+            class_map: {{Pedestrian: person, Person_sitting: person, Car: car, Truck: truck,
+                         Cyclist: bicycle, Van: null, Tram: null, Misc: null, DontCare: null}}
+          target:
+            format: cityscapes
+            root: {data.target_root}
+            class_map: {{person: person, car: car, truck: truck, bicycle: bicycle}}
+            on_unknown_label: ignore
+        """) + extra
+    path = tmp_path / "exp.yaml"
+    path.write_text(text)
+    return path
+
+
+def copy_tree(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_prepare_writes_four_manifests_and_summary(tmp_path, tiny_data):
+    cfg = load_config(write_config(tmp_path, tiny_data))
+    runner = Runner(cfg)
+    assert [s.state for s in runner.statuses()][:2] == ["todo", "not implemented"]
+    runner.run(runner.select(only=["prepare"]))
+    data_dir = cfg.run.path / "data"
+    for split in prepare.SPLITS:
+        manifest = json.loads((data_dir / f"{split}.json").read_text())
+        assert [c["name"] for c in manifest["categories"]] == ["person", "car", "truck", "bicycle"]
+        assert [c["id"] for c in manifest["categories"]] == [1, 2, 3, 4]
+    summary = json.loads((data_dir / "summary.json").read_text())
+    assert summary["splits"]["source_train"]["images"] == 8
+    assert summary["splits"]["source_val"]["images"] == 2
+    assert summary["splits"]["target_train"]["images"] == 6
+    assert summary["splits"]["target_val"]["images"] == 4
+    assert (cfg.run.path / "config.resolved.yaml").exists()
+    assert runner.status(runner.select(only=["prepare"])[0]).state == "done"
+    assert not list(data_dir.glob(".prepare-*")), "temporary folder left behind"
+
+
+def test_unchanged_stage_is_skipped_and_changes_make_it_stale(tmp_path, tiny_data):
+    source = copy_tree(tiny_data.source_root, tmp_path / "kitti")
+    config_path = write_config(tmp_path, tiny_data, source_root=source)
+    runner = Runner(load_config(config_path))
+    stage = runner.select(only=["prepare"])
+    runner.run(stage)
+    manifest = runner.ctx.manifest("source_train")
+    before = manifest.stat().st_mtime_ns
+    assert runner.run(stage) == {}, "an up-to-date stage must be skipped"
+    assert manifest.stat().st_mtime_ns == before
+
+    changed = Runner(load_config(config_path, ["data.on_bad_box=drop"]))
+    status = changed.status(stage[0])
+    assert status.state == "stale"
+    assert status.reason == "config changed: data.on_bad_box: 'clip' -> 'drop'"
+    assert "prepare" in changed.run(stage)
+
+    label = sorted((source / "label_2").iterdir())[0]
+    label.write_text(label.read_text() + "Car 0.00 0 0.00 1.00 1.00 20.00 20.00 "
+                     "1.50 1.60 3.90 0.00 1.70 20.00 0.00\n")
+    status = changed.status(stage[0])
+    assert (status.state, status.reason) == ("stale", f"input changed: {source}")
+    changed.run(stage)
+    changed.ctx.manifest("target_val").unlink()
+    assert changed.status(stage[0]).reason.startswith("output missing")
+
+
+def test_unimplemented_stages_refuse_with_the_tracking_issue(tmp_path, tiny_data):
+    runner = Runner(load_config(write_config(tmp_path, tiny_data)))
+    with pytest.raises(StageError, match=r"not implemented yet: translate \(issue #5\)"):
+        runner.run(runner.select(only=["translate"]))
+    with pytest.raises(StageError, match="run the implemented ones with --only prepare"):
+        runner.run(runner.select())
+    assert not (runner.ctx.run_dir / "data").exists(), "refusal must happen before any work"
+
+
+def test_stage_selection():
+    runner = Runner.__new__(Runner)
+    assert [s.name for s in runner.select(start="translate", stop="evaluate")] == \
+        ["translate", "train_detector", "evaluate"]
+    assert [s.name for s in runner.select(only=["evaluate", "prepare"])] == ["prepare", "evaluate"]
+    assert [s.name for s in runner.select()] == list(STAGE_NAMES)
+    with pytest.raises(StageError, match="unknown stage 'tranlate'; did you mean 'translate'"):
+        runner.select(only=["tranlate"])
+    with pytest.raises(StageError, match="comes after"):
+        runner.select(start="evaluate", stop="prepare")
+
+
+def test_bad_label_stops_prepare_with_no_partial_manifest(tmp_path, tiny_data):
+    source = copy_tree(tiny_data.source_root, tmp_path / "kitti")
+    label = sorted((source / "label_2").iterdir())[-1]
+    label.write_text("Car 0.00 0 -1.58 587.01 173.33\n")
+    runner = Runner(load_config(write_config(tmp_path, tiny_data, source_root=source)))
+    assert main(["run", str(tmp_path / "exp.yaml"), "--only", "prepare"]) == 1
+    assert not list((runner.ctx.run_dir / "data").glob("*.json"))
+    assert "prepare" not in runner.load_state()["stages"]
+
+
+def test_cli_run_stages_and_log(tmp_path, tiny_data, capsys):
+    config_path = write_config(tmp_path, tiny_data)
+    assert main(["run", str(config_path), "--to", "prepare", "run.name=cli"]) == 0
+    run_dir = tmp_path / "runs" / "cli"
+    log = (run_dir / "pipeline.log").read_text()
+    assert "stage prepare: done" in log
+    assert "source_train" in log and "bicycle" in log, "summary table goes to the log"
+    assert main(["stages", str(config_path), "run.name=cli"]) == 0
+    out = capsys.readouterr().out
+    assert "prepare" in out and "done" in out
+    assert "train_translator  not implemented  not implemented yet (tracked in issue #4)" in out
+    assert main(["run", str(config_path), "run.name=cli"]) == 1
+    assert main(["run", str(config_path), "run.nmae=x"]) == 2
+
+
+def test_cli_rejects_missing_dataset_root(tmp_path, tiny_data, caplog):
+    config_path = write_config(tmp_path, tiny_data, source_root=tmp_path / "nowhere")
+    assert main(["run", str(config_path), "--only", "prepare"]) == 1
+    assert str(tmp_path / "nowhere") in caplog.text
+
+
+@pytest.mark.skipif(os.name != "posix", reason="console script path is POSIX-specific")
+def test_console_script_help_lists_stages():
+    exe = Path(sys.executable).with_name("pipeline")
+    out = subprocess.run([str(exe), "run", "--help"], capture_output=True, text=True, check=True)
+    for name in STAGE_NAMES:
+        assert name in out.stdout
