@@ -70,6 +70,9 @@ class MemoryConfig:
     loss: Literal["contrastive", "triplet"] = "contrastive"
     temperature: float = 0.1
     triplet_margin: float = 1.0
+    # Random style values for multimodal output and the latent regression loss:
+    # normalize(v + sample_noise * N(0, I)). 0 would give one output per image.
+    sample_noise: float = 0.5
 
     def validate(self) -> None:
         if "background" not in self.items:
@@ -117,9 +120,10 @@ class TrainConfig:
     flip: bool = True
     amp: bool = True                  # used on CUDA only
     num_workers: int = 2
-    log_every: int = 50
-    image_every: int = 500
-    snapshot_every: int = 5000
+    log_every: int = 50               # TensorBoard scalars
+    image_every: int = 500            # TensorBoard image grids and samples/*.png
+    checkpoint_every: int = 500       # last.pt (what an interrupted run resumes from)
+    snapshot_every: int = 5000        # iter_XXXXXX.pt kept for later
     num_style_samples: int = 3        # style samples per image in the TensorBoard grids
 
     def validate(self) -> None:
@@ -146,3 +150,12 @@ class TranslatorConfig:
                 f"memory.key_dim {self.memory.key_dim} must equal the encoders' output width "
                 f"model.base_channels * 2**model.num_downsample = {self.model.feature_channels}"
             )
+
+
+def translator_config_from_dict(data: dict) -> TranslatorConfig:
+    """Rebuild a :class:`TranslatorConfig` from ``dataclasses.asdict`` output (checkpoints)."""
+    train = dict(data["train"])
+    train["betas"] = tuple(train["betas"])
+    return TranslatorConfig(model=ModelConfig(**data["model"]),
+                            memory=MemoryConfig(**data["memory"]),
+                            loss=LossConfig(**data["loss"]), train=TrainConfig(**train))

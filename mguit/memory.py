@@ -103,32 +103,48 @@ class ClassAwareMemory(nn.Module):
             return None
         return mask.flatten(1).unsqueeze(2) == self.group_of_item.view(1, 1, -1)
 
-    def read(self, content: Tensor, domain: int, mask: Tensor | None = None) -> Tensor:
+    def read(self, content: Tensor, domain: int, mask: Tensor | None = None,
+             values: Tensor | None = None) -> Tensor:
         """Style map read from the values of ``domain`` (eq 2 and 4).
 
         Args:
             content: ``(B, C, H, W)`` content features addressing the memory.
             domain: whose values to read (0 = x, 1 = y).
             mask: ``(B, H, W)`` group index per pixel (training), or None (test: all items).
+            values: ``(N, C)`` or ``(B, N, C)`` values to read instead of the memory's (random
+                style values for multimodal output); addressing still uses the keys.
         Returns:
             ``(B, C, H, W)`` style map, per pixel a convex combination of value vectors.
         """
         b, _, h, w = content.shape
-        logits = self.similarity(content)
-        allowed = self.allowed_items(mask)
-        if allowed is not None:
-            logits = logits.masked_fill(~allowed, float("-inf"))
-        alpha = logits.softmax(dim=2)
-        style = alpha @ self.values[domain].to(alpha.dtype)
+        alpha = self.read_weights(content, mask)
+        items = self.values[domain] if values is None else values
+        style = alpha @ items.to(alpha.dtype)
         return style.transpose(1, 2).reshape(b, -1, h, w)
 
     def read_weights(self, content: Tensor, mask: Tensor | None = None) -> Tensor:
-        """The read weights alpha of eq 2, ``(B, HW, N)`` (for inspection and tests)."""
+        """The read weights alpha of eq 2, ``(B, HW, N)``."""
         logits = self.similarity(content)
         allowed = self.allowed_items(mask)
         if allowed is not None:
             logits = logits.masked_fill(~allowed, float("-inf"))
         return logits.softmax(dim=2)
+
+    def sample_values(self, domain: int, noise: float, generator: torch.Generator | None = None,
+                      batch: int | None = None) -> Tensor:
+        """Random style values near ``domain``'s: ``normalize(v + noise * N(0, I))``.
+
+        ``generator`` must be a CPU generator (or None for the global one).
+
+        Reading them instead of the stored values gives another plausible style for the same
+        content (the multimodal output of the paper's Fig. 6). ``(N, C)``, or ``(batch, N, C)``.
+        """
+        base = self.values[domain]
+        shape = base.shape if batch is None else (batch, *base.shape)
+        # Drawn on the CPU, in float32, then moved: the same seed gives the same styles on
+        # every device.
+        eps = torch.randn(shape, generator=generator, dtype=torch.float32)
+        return F.normalize(base + noise * eps.to(base.device, base.dtype), dim=-1)
 
     def _update_sums(self, content: Tensor, style: Tensor, mask: Tensor | None
                      ) -> tuple[Tensor, Tensor, Tensor]:

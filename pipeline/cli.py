@@ -78,7 +78,15 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # Overrides may come before or after options (`run CFG --only prepare run.name=x`), which
+    # argparse's positional handling does not allow; collect the leftovers here.
+    args, extra = parser.parse_known_args(argv)
+    unknown = [e for e in extra if "=" not in e or e.startswith("-")]
+    if unknown or (extra and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(unknown or extra)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
     setup_logging(logging.DEBUG if args.verbose else logging.INFO)
     try:
         if args.command == "synth":

@@ -1,0 +1,415 @@
+"""Unpaired two-domain training data over COCO manifests, with class masks from boxes.
+
+The translator reads the manifests written by the pipeline's ``prepare`` stage (COCO detection
+JSON, ``info.image_root`` + ``images[].file_name``) with the ``json`` module only, so this package
+stays independent of :mod:`pipeline`.
+
+Class masks (paper section 3.2): during training every pixel reads and updates only the memory
+items of its class. The class of a pixel is the class of the ground-truth box that contains it,
+``background`` outside every box; see :func:`class_mask` for the pixel rule and the overlap rule.
+
+Sampling is a pure function of ``(seed, k)`` (see :class:`UnpairedBoxDataset`), so resuming at an
+iteration reproduces exactly the batches an uninterrupted run would have drawn, and distributed
+ranks draw disjoint items without any shared state (see :class:`IterationSampler`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import operator
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset, Sampler
+
+BACKGROUND = "background"
+
+
+@dataclass
+class ManifestImage:
+    """One image of a manifest.
+
+    ``boxes`` is ``(K, 4)`` float64 ``x0, y0, x1, y1`` in pixels of the ``width x height`` image
+    (continuous pixel edges, as COCO); ``labels`` holds the K class names.
+    """
+
+    path: Path
+    width: int
+    height: int
+    boxes: np.ndarray
+    labels: list[str]
+
+
+@dataclass
+class ManifestImages:
+    """The images of one manifest, in file order, and its category names in id order."""
+
+    manifest: Path
+    images: list[ManifestImage]
+    categories: list[str]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> ManifestImage:
+        return self.images[index]
+
+
+def load_manifest_boxes(path: str | os.PathLike) -> ManifestImages:
+    """Read a COCO manifest into per-image absolute paths, sizes, boxes and class names.
+
+    An image is at ``info.image_root / file_name``; an absolute ``file_name`` is used as it is
+    and a relative ``image_root`` is taken relative to the manifest's folder. Crowd annotations
+    are kept: a crowd of people is still person pixels, which is all a class mask says.
+
+    Raises ``ValueError`` naming the file for a missing or unreadable file, a manifest without
+    images, and missing or malformed keys.
+    """
+    path = Path(os.path.abspath(path))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"{path}: manifest not found; run the pipeline's prepare stage") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: cannot read the manifest as JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: not a COCO manifest: the top level must be an object")
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data.get(key), list):
+            raise ValueError(f"{path}: not a COCO manifest: {key!r} is missing or not a list")
+    if not data["images"]:
+        raise ValueError(f"{path}: the manifest has no images")
+
+    categories: dict[int, str] = {}
+    for index, category in enumerate(data["categories"]):
+        _field(category, "id", int, path, f"categories[{index}]")
+        categories[category["id"]] = _field(category, "name", str, path, f"categories[{index}]")
+
+    info = data.get("info")
+    image_root = info.get("image_root") if isinstance(info, dict) else None
+    images: dict[int, tuple[Path, int, int]] = {}
+    for index, image in enumerate(data["images"]):
+        where = f"images[{index}]"
+        image_id = _field(image, "id", int, path, where)
+        file_name = _field(image, "file_name", str, path, where)
+        width = _field(image, "width", int, path, where)
+        height = _field(image, "height", int, path, where)
+        if width <= 0 or height <= 0:
+            raise ValueError(f"{path}: {where}: width and height must be positive")
+        if image_id in images:
+            raise ValueError(f"{path}: {where}: image id {image_id} appears twice")
+        if Path(file_name).is_absolute():
+            image_path = Path(file_name)
+        elif isinstance(image_root, str):
+            image_path = path.parent / image_root / file_name  # an absolute root drops parent
+        else:
+            raise ValueError(
+                f"{path}: {where}: file_name {file_name!r} is relative but the manifest has no "
+                "info.image_root to resolve it against"
+            )
+        images[image_id] = (image_path, width, height)
+
+    boxes: dict[int, list[list[float]]] = {image_id: [] for image_id in images}
+    labels: dict[int, list[str]] = {image_id: [] for image_id in images}
+    for index, annotation in enumerate(data["annotations"]):
+        where = f"annotations[{index}]"
+        image_id = _field(annotation, "image_id", int, path, where)
+        category_id = _field(annotation, "category_id", int, path, where)
+        bbox = _field(annotation, "bbox", list, path, where)
+        if image_id not in images:
+            raise ValueError(f"{path}: {where}: image_id {image_id} is not in 'images'")
+        if category_id not in categories:
+            raise ValueError(f"{path}: {where}: category_id {category_id} is not in 'categories'")
+        if (
+            len(bbox) != 4
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox)
+            or not all(math.isfinite(v) for v in bbox)
+            or bbox[2] < 0
+            or bbox[3] < 0
+        ):
+            raise ValueError(
+                f"{path}: {where}: 'bbox' must be [x, y, width, height] with finite numbers and "
+                f"width, height >= 0, got {bbox}"
+            )
+        x, y, w, h = (float(v) for v in bbox)
+        boxes[image_id].append([x, y, x + w, y + h])
+        labels[image_id].append(categories[category_id])
+
+    return ManifestImages(
+        manifest=path,
+        images=[
+            ManifestImage(
+                image_path, width, height,
+                np.asarray(boxes[image_id], dtype=np.float64).reshape(-1, 4), labels[image_id],
+            )
+            for image_id, (image_path, width, height) in images.items()
+        ],
+        categories=[categories[i] for i in sorted(categories)],
+    )
+
+
+def _field(entry: object, key: str, kind: type, path: Path, where: str) -> Any:
+    if not isinstance(entry, dict):
+        raise ValueError(f"{path}: {where} must be a JSON object")
+    if key not in entry:
+        raise ValueError(f"{path}: {where}: {key!r} is missing")
+    value = entry[key]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ValueError(f"{path}: {where}: {key!r} must be a {kind.__name__}, got {value!r:.60}")
+    return value
+
+
+def class_mask(
+    height: int,
+    width: int,
+    boxes: np.ndarray | Sequence[Sequence[float]],
+    labels: Sequence[str],
+    group_index: dict[str, int],
+    background: int,
+) -> np.ndarray:
+    """Memory-group index of every pixel of a ``height x width`` image, ``(H, W)`` int64.
+
+    ``boxes`` is ``(K, 4)`` ``x0, y0, x1, y1`` in continuous pixel coordinates (pixel ``(i, j)``
+    covers ``[j, j+1) x [i, i+1)``); ``labels`` the K class names, mapped to groups by
+    ``group_index``. Pixels outside every box get ``background``.
+
+    Pixel rule: pixel ``(i, j)`` belongs to a box when its centre ``(j + 0.5, i + 0.5)`` lies in
+    ``[x0, x1) x [y0, y1)``; the half-open interval gives two boxes that share an edge no common
+    pixel. Along an axis where a box covers no pixel centre (it is thinner than a pixel), it
+    marks the pixel containing its centre instead, so that no object vanishes from the mask.
+
+    Overlap rule: where boxes overlap, the SMALLER box (by area) wins; among equal areas the later
+    box wins. Without depth order there is no way to know which object is visible, so the rule
+    minimises the damage: giving an overlap of area O to the larger box (area A) would take O/a
+    of the smaller box's pixels (area a <= A), giving it to the smaller box takes only
+    O/A <= O/a of the larger one's. In particular a box lying inside a larger one, e.g. a person
+    in front of a car, keeps all its pixels instead of disappearing, and the small classes
+    (person, bicycle) are the rare ones whose memory items need every pixel they can get. In
+    street scenes it is also usually right: a box inside a larger box is more often an object in
+    front of it than an object hidden behind it, which would hardly have been annotated.
+
+    The mask is the ``[0, H) x [0, W)`` window of the mask of an unbounded canvas: boxes are not
+    clipped before the rules above are applied. Hence the mask of a crop at offset ``(oy, ox)``
+    equals ``class_mask(h, w, boxes - [ox, oy, ox, oy], ...)``, which is how the dataset builds
+    masks at crop size without painting the whole image.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    if len(labels) != len(boxes):
+        raise ValueError(f"{len(boxes)} boxes but {len(labels)} labels")
+    if not np.all(np.isfinite(boxes)) or np.any(boxes[:, 2:] < boxes[:, :2]):
+        raise ValueError("boxes must be finite x0, y0, x1, y1 with x0 <= x1 and y0 <= y1")
+    groups = [group_index[label] for label in labels]  # KeyError names an unmapped class
+    mask = np.full((height, width), background, dtype=np.int64)
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    # Painting in decreasing area lets smaller boxes overwrite larger ones; the stable sort on
+    # -area keeps file order among equal areas, so the later box wins there.
+    for index in np.argsort(-areas, kind="stable"):
+        x0, y0, x1, y1 = boxes[index]
+        j0, j1 = _pixel_span(x0, x1, width)
+        i0, i1 = _pixel_span(y0, y1, height)
+        if j0 < j1 and i0 < i1:
+            mask[i0:i1, j0:j1] = groups[index]
+    return mask
+
+
+def _pixel_span(low: float, high: float, size: int) -> tuple[int, int]:
+    """Pixels ``[start, stop)`` of ``[0, size)`` whose centres lie in ``[low, high)``; the pixel
+    containing the centre of ``[low, high)`` where no centre does."""
+    # centre c + 0.5 in [low, high)  <=>  ceil(low - 0.5) <= c < ceil(high - 0.5)
+    start, stop = math.ceil(low - 0.5), math.ceil(high - 0.5)
+    if stop <= start:
+        start = math.floor((low + high) / 2)
+        stop = start + 1
+    return max(start, 0), min(stop, size)
+
+
+def resized_size(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """``(width, height)`` after scaling so that the short side is exactly ``short_side``."""
+    if width <= height:
+        return short_side, max(short_side, round(height * short_side / width))
+    return max(short_side, round(width * short_side / height)), short_side
+
+
+class UnpairedBoxDataset(Dataset):
+    """Unpaired source (x) / target (y) images with their class masks, for translator training.
+
+    ``groups`` are the memory's group names in order, ``"background"`` included; the mask value
+    of a pixel is the index of its group there. Every category of either manifest must be a
+    group (a class without memory items is a configuration error, not something to drop).
+
+    Item ``k`` is a pure function of ``(seed, k)``: with ``n_x`` source images, ``k`` falls in the
+    source's epoch ``e = k // n_x`` and takes image ``perm(e)[k % n_x]``, where ``perm(e)`` is a
+    permutation drawn from ``np.random.default_rng([seed, 0, e])``; the target does the same
+    with its own ``n_y`` and ``[seed, 1, e]``. The two domains are thus shuffled independently
+    and every image of a domain is seen exactly once per epoch of that domain. Crop offsets and
+    flips come from ``np.random.default_rng([seed, 2, k])``.
+
+    ``len()`` is ``max(n_x, n_y)``, one epoch of the larger domain, but any ``k >= 0`` is valid:
+    the trainer draws an unbounded index stream (:class:`IterationSampler`).
+
+    Each domain: decode RGB -> resize so the short side is ``resize`` (bilinear, antialiased) ->
+    random ``crop x crop`` window -> random horizontal flip, the mask going through the same
+    window and flip. The mask is built from the boxes scaled to the resized image rather than
+    resampled, so it is exact.
+
+    Item: ``image_x``, ``image_y``: ``(3, crop, crop)`` float32 in ``[-1, 1]``; ``mask_x``,
+    ``mask_y``: ``(crop, crop)`` int64 group indices; ``index_x``, ``index_y``: the image's
+    position in its manifest.
+    """
+
+    def __init__(
+        self,
+        source_manifest: str | os.PathLike,
+        target_manifest: str | os.PathLike,
+        groups: Sequence[str],
+        *,
+        resize: int = 360,
+        crop: int = 360,
+        flip: bool = True,
+        seed: int = 0,
+    ):
+        if BACKGROUND not in groups:
+            raise ValueError(f"groups {list(groups)} need a {BACKGROUND!r} group")
+        if len(set(groups)) != len(groups):
+            raise ValueError(f"group names must be unique, got {list(groups)}")
+        if not 1 <= crop <= resize:
+            raise ValueError(f"need 1 <= crop <= resize, got crop {crop} and resize {resize}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+        self.groups = list(groups)
+        self.group_index = {name: index for index, name in enumerate(self.groups)}
+        self.background = self.group_index[BACKGROUND]
+        self.resize = resize
+        self.crop = crop
+        self.flip = flip
+        self.seed = seed
+        self.source = load_manifest_boxes(source_manifest)
+        self.target = load_manifest_boxes(target_manifest)
+        for manifest in (self.source, self.target):
+            unknown = [name for name in manifest.categories if name not in self.group_index]
+            if unknown:
+                raise ValueError(
+                    f"{manifest.manifest}: class {unknown[0]!r} has no memory group; the groups "
+                    f"are {self.groups} (memory.items must list every class of the data)"
+                )
+
+    def __len__(self) -> int:
+        return max(len(self.source), len(self.target))
+
+    def __getitem__(self, k: int) -> dict[str, torch.Tensor | int]:
+        k = operator.index(k)
+        if k < 0:
+            raise IndexError(f"item index must be >= 0, got {k}")
+        augment = np.random.default_rng([self.seed, 2, k])
+        item: dict[str, torch.Tensor | int] = {}
+        for domain, manifest, stream in (("x", self.source, 0), ("y", self.target, 1)):
+            n = len(manifest)
+            index = int(np.random.default_rng([self.seed, stream, k // n]).permutation(n)[k % n])
+            image, mask = self._load(manifest, index, augment)
+            item[f"image_{domain}"] = image
+            item[f"mask_{domain}"] = mask
+            item[f"index_{domain}"] = index
+        return item
+
+    def _load(
+        self, manifest: ManifestImages, index: int, augment: np.random.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        entry = manifest[index]
+        width, height = resized_size(entry.width, entry.height, self.resize)
+        crop = self.crop
+        left = int(augment.integers(0, width - crop + 1))
+        top = int(augment.integers(0, height - crop + 1))
+        flip = self.flip and bool(augment.integers(0, 2))
+
+        with Image.open(entry.path) as image:
+            if image.size != (entry.width, entry.height):
+                raise ValueError(
+                    f"{entry.path}: image is {image.size[0]}x{image.size[1]} but "
+                    f"{manifest.manifest} says {entry.width}x{entry.height}; re-run prepare"
+                )
+            # JPEG only: decode at a reduced DCT scale that is still >= the resized size.
+            image.draft("RGB", (width, height))
+            if image.mode != "RGB":
+                image = image.convert("RGB")
+            # Resampling only the crop window gives the pixels of resize-then-crop (Pillow keeps
+            # the full-image filter scale and clamps at the image border, not the window's)
+            # at a fraction of the cost.
+            scale_x, scale_y = image.size[0] / width, image.size[1] / height
+            window = (
+                left * scale_x, top * scale_y, (left + crop) * scale_x, (top + crop) * scale_y
+            )
+            pixels = np.asarray(image.resize((crop, crop), Image.Resampling.BILINEAR, box=window))
+
+        scale = np.array([width / entry.width, height / entry.height] * 2)
+        boxes = entry.boxes * scale - [left, top, left, top]
+        mask = class_mask(crop, crop, boxes, entry.labels, self.group_index, self.background)
+        if flip:
+            pixels = pixels[:, ::-1]
+            mask = mask[:, ::-1]
+        image_tensor = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
+        image_tensor = image_tensor.to(torch.float32).div_(127.5).sub_(1.0)
+        return image_tensor, torch.from_numpy(np.ascontiguousarray(mask))
+
+
+def iteration_indices(
+    iteration: int, batch_size: int, rank: int = 0, world_size: int = 1
+) -> list[int]:
+    """Dataset indices of one rank's batch at ``iteration``:
+    ``k = (iteration * world_size + rank) * batch_size + j`` for ``j < batch_size``.
+
+    Consecutive ranks take consecutive blocks, so the union over ranks of iterations ``[0, n)``
+    is the single-process stream of iterations ``[0, n * world_size)`` of the same batch size.
+    """
+    first = (iteration * world_size + rank) * batch_size
+    return list(range(first, first + batch_size))
+
+
+class IterationSampler(Sampler[list[int]]):
+    """Batch sampler of one rank: yields :func:`iteration_indices` for iterations
+    ``start_iteration, start_iteration + 1, ...`` up to ``end_iteration`` (exclusive), without
+    end when it is ``None``.
+
+    Use it as ``DataLoader(dataset, batch_sampler=IterationSampler(...), num_workers=...)``;
+    since items are pure functions of their index, resuming at iteration ``i`` only needs
+    ``start_iteration=i``, and the number of workers does not change the batches.
+    """
+
+    def __init__(
+        self,
+        start_iteration: int,
+        batch_size: int,
+        rank: int = 0,
+        world_size: int = 1,
+        end_iteration: int | None = None,
+    ):
+        if start_iteration < 0:
+            raise ValueError(f"start_iteration must be >= 0, got {start_iteration}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"need 0 <= rank < world_size, got rank {rank}, world {world_size}")
+        if end_iteration is not None and end_iteration < start_iteration:
+            raise ValueError(f"end_iteration {end_iteration} is before start {start_iteration}")
+        self.start_iteration = start_iteration
+        self.batch_size = batch_size
+        self.rank = rank
+        self.world_size = world_size
+        self.end_iteration = end_iteration
+
+    def __iter__(self) -> Iterator[list[int]]:
+        iteration = self.start_iteration
+        while self.end_iteration is None or iteration < self.end_iteration:
+            yield iteration_indices(iteration, self.batch_size, self.rank, self.world_size)
+            iteration += 1
+
+    def __len__(self) -> int:
+        if self.end_iteration is None:
+            raise TypeError("an IterationSampler without end_iteration has no length")
+        return self.end_iteration - self.start_iteration

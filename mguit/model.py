@@ -1,0 +1,228 @@
+"""MGUIT: the DRIT-style translation networks around the class-aware memory.
+
+Domain x is the source (index 0), y the target (index 1). One training iteration is
+
+1. ``forward(batch)``: encode both images, read styles from the memory (class-restricted),
+   translate, reconstruct, translate back (cycle), and translate with random style values for
+   the latent regression; returns every tensor the losses need, in a dict;
+2. ``discriminator_losses(out, batch)``: image discriminators and content discriminator, on
+   detached fakes;
+3. ``generator_losses(out)``: eq 9 for the encoders and generators (weights from the config);
+4. ``update_memory(out)``: eq 5-6 with the iteration's features (no gradient).
+
+The trainer owns the optimisers and the order of these steps. At test time,
+:meth:`MGUIT.translate` needs only images: the memory is read with every item, no mask.
+
+Where the paper defers to DRIT and DRIT's choices do not carry over to a spatial style map, the
+choices made here are:
+
+* self-reconstruction ``G^x(c^x, s_hat^x)`` reads x's own values with x's content (eq 7 uses
+  the memory read, not the encoder's style, so the generator only ever sees memory reads);
+* the style encoder is a VAE (KL term): its mean updates the values (eq 6), its samples are
+  pulled to their items by eq 8;
+* latent regression: a translation made with random style values (``MemoryConfig.sample_noise``)
+  is re-encoded by the target's style encoder, whose per-pixel direction must match the style
+  read that produced it (L1 between unit vectors, the memory's own geometry).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mguit import losses
+from mguit.config import TranslatorConfig
+from mguit.memory import ClassAwareMemory
+from mguit.networks import (ContentDiscriminator, ContentEncoder, Generator,
+                            MultiScaleDiscriminator, StyleEncoder)
+
+X, Y = 0, 1
+DIRECTIONS = {"source_to_target": (X, Y), "target_to_source": (Y, X)}
+
+
+class MGUIT(nn.Module):
+    """Encoders, generators, discriminators and the memory of MGUIT, built from the config.
+
+    Every network initialises its weights with ``cfg.model.init_std`` (the paper's
+    N(0, 0.001)); the memory's keys and values start as random unit vectors.
+    """
+
+    def __init__(self, cfg: TranslatorConfig):
+        super().__init__()
+        self.cfg = cfg
+        m = cfg.model
+        self.content_encoder = ContentEncoder(m)
+        self.style_encoders = nn.ModuleList([StyleEncoder(m), StyleEncoder(m)])
+        self.generators = nn.ModuleList([Generator(m), Generator(m)])
+        self.discriminators = nn.ModuleList([MultiScaleDiscriminator(m),
+                                             MultiScaleDiscriminator(m)])
+        self.content_discriminator = ContentDiscriminator(m)
+        mem = cfg.memory
+        self.memory = ClassAwareMemory(mem.key_dim, mem.items, variant=mem.variant,
+                                       loss=mem.loss, temperature=mem.temperature,
+                                       triplet_margin=mem.triplet_margin)
+
+    def generator_parameters(self) -> list[nn.Parameter]:
+        """Parameters of eq 9's minimising side: encoders and generators."""
+        return [*self.content_encoder.parameters(), *self.style_encoders.parameters(),
+                *self.generators.parameters()]
+
+    def discriminator_parameters(self) -> list[nn.Parameter]:
+        return list(self.discriminators.parameters())
+
+    def feature_mask(self, mask: Tensor | None, size: tuple[int, int]) -> Tensor | None:
+        """Class mask ``(B, H, W)`` at image resolution -> ``(B, h, w)`` at feature resolution.
+
+        Nearest sampling at the centre of each stride x stride block, the pixel whose receptive
+        field the feature is centred on.
+        """
+        if mask is None or not self.memory.class_aware:
+            return None
+        return F.interpolate(mask[:, None].float(), size=size, mode="nearest-exact")[:, 0].long()
+
+    def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """One training forward pass.
+
+        Args:
+            batch: ``image_x``, ``image_y`` ``(B, 3, H, W)`` in [-1, 1]; ``mask_x``, ``mask_y``
+                ``(B, H, W)`` memory-group index per pixel (from the ground-truth boxes).
+        Returns:
+            a dict of tensors: content ``c_x, c_y`` and style statistics ``mu_*, logvar_*``,
+            sampled styles ``s_*``, feature masks ``m_*``, translations ``fake_x`` (y -> x) and
+            ``fake_y`` (x -> y), reconstructions ``recon_*``, cycle reconstructions ``cycle_*``,
+            random-style translations ``random_*`` with their targets ``random_style_*`` and
+            re-encodings ``random_mu_*``.
+        """
+        mem, G = self.memory, self.generators
+        image_x, image_y = batch["image_x"], batch["image_y"]
+        out: dict[str, Tensor] = {}
+        c_x = self.content_encoder(image_x, X)
+        c_y = self.content_encoder(image_y, Y)
+        size = tuple(c_x.shape[-2:])
+        m_x = self.feature_mask(batch.get("mask_x"), size)
+        m_y = self.feature_mask(batch.get("mask_y"), size)
+        out.update(c_x=c_x, c_y=c_y)
+        if m_x is not None:
+            out.update(m_x=m_x, m_y=m_y)
+        for d, name, image in ((X, "x", image_x), (Y, "y", image_y)):
+            stats = self.style_encoders[d](image)
+            out[f"mu_{name}"], out[f"logvar_{name}"] = stats["mu"], stats["logvar"]
+            out[f"s_{name}"] = losses.reparameterize(stats["mu"], stats["logvar"])
+
+        out["fake_y"] = G[Y](c_x, mem.read(c_x, Y, m_x))
+        out["fake_x"] = G[X](c_y, mem.read(c_y, X, m_y))
+        out["recon_x"] = G[X](c_x, mem.read(c_x, X, m_x))
+        out["recon_y"] = G[Y](c_y, mem.read(c_y, Y, m_y))
+        # Translating keeps the geometry, so the masks of the inputs hold for the fakes.
+        c_fake_y = self.content_encoder(out["fake_y"], Y)
+        c_fake_x = self.content_encoder(out["fake_x"], X)
+        out["cycle_x"] = G[X](c_fake_y, mem.read(c_fake_y, X, m_x))
+        out["cycle_y"] = G[Y](c_fake_x, mem.read(c_fake_x, Y, m_y))
+
+        noise = self.cfg.memory.sample_noise
+        for src, dst, name, content, m in ((Y, X, "x", c_y, m_y), (X, Y, "y", c_x, m_x)):
+            values = mem.sample_values(dst, noise, batch=content.shape[0])
+            style = mem.read(content, dst, m, values=values)
+            out[f"random_{name}"] = G[dst](content, style)
+            out[f"random_style_{name}"] = style
+            out[f"random_mu_{name}"] = self.style_encoders[dst](out[f"random_{name}"])["mu"]
+        return out
+
+    def discriminator_losses(self, out: dict[str, Tensor], batch: dict[str, Tensor]
+                             ) -> dict[str, Tensor]:
+        """Losses of the image discriminators (per domain) and of the content discriminator."""
+        mode = self.cfg.loss.gan_mode
+        D = self.discriminators
+        result = {
+            "disc_x": losses.discriminator_loss(D[X](batch["image_x"]),
+                                                D[X](out["fake_x"].detach()), mode),
+            "disc_y": losses.discriminator_loss(D[Y](batch["image_y"]),
+                                                D[Y](out["fake_y"].detach()), mode),
+        }
+        # The content discriminator tells x's content (label 1) from y's (label 0).
+        result["disc_content"] = losses.discriminator_loss(
+            self.content_discriminator(out["c_x"].detach()),
+            self.content_discriminator(out["c_y"].detach()), "vanilla")
+        return result
+
+    def generator_losses(self, out: dict[str, Tensor], batch: dict[str, Tensor]
+                         ) -> dict[str, Tensor]:
+        """Eq 9 for the encoders and generators: each weighted term and their sum ``total``."""
+        w = self.cfg.loss
+        mode = w.gan_mode
+        D = self.discriminators
+        image_x, image_y = batch["image_x"], batch["image_y"]
+        terms = {
+            "self_recon": losses.l1(out["recon_x"], image_x) + losses.l1(out["recon_y"], image_y),
+            "cycle": losses.l1(out["cycle_x"], image_x) + losses.l1(out["cycle_y"], image_y),
+            "domain_adv": (losses.gan_loss(D[X](out["fake_x"]), True, mode)
+                           + losses.gan_loss(D[Y](out["fake_y"]), True, mode)),
+            "content_adv": (losses.content_confusion_loss(self.content_discriminator(out["c_x"]))
+                            + losses.content_confusion_loss(self.content_discriminator(out["c_y"]))),
+            "kl": (losses.kl_loss(out["mu_x"], out["logvar_x"])
+                   + losses.kl_loss(out["mu_y"], out["logvar_y"])),
+            "latent": sum(losses.l1(F.normalize(out[f"random_mu_{n}"], dim=1),
+                                    F.normalize(out[f"random_style_{n}"], dim=1))
+                          for n in ("x", "y")),
+        }
+        fx = self.memory.feature_loss(out["c_x"], out["s_x"], X, out.get("m_x"))
+        fy = self.memory.feature_loss(out["c_y"], out["s_y"], Y, out.get("m_y"))
+        terms["key_contrast"] = fx["key"] + fy["key"]
+        terms["value_contrast"] = fx["value"] + fy["value"]
+        weighted = {k: getattr(w, k) * v for k, v in terms.items()}
+        weighted["total"] = sum(weighted.values())
+        return weighted
+
+    @torch.no_grad()
+    def update_memory(self, out: dict[str, Tensor]) -> None:
+        """Eq 5-6 with this iteration's content and style features.
+
+        The style written is the encoder's mean ``mu``, not a sample: the memory keeps a running
+        estimate of each item's style, and the VAE's sampling noise (which eq 8 and the KL term
+        need) would only add variance to it.
+        """
+        self.memory.update(out["c_x"].detach(), out["mu_x"].detach(), out["c_y"].detach(),
+                           out["mu_y"].detach(), out.get("m_x"), out.get("m_y"))
+
+    @torch.no_grad()
+    def translate(self, images: Tensor, direction: str = "source_to_target",
+                  num_samples: int = 1, seed: int = 0) -> Tensor:
+        """Translate a batch of same-size images; no class information is used.
+
+        Args:
+            images: ``(B, 3, H, W)`` in [-1, 1], any H, W (padded to the stride, cropped back).
+            direction: ``source_to_target`` (x -> y) or ``target_to_source``.
+            num_samples: K styles per image. Sample 0 reads the memory's values; sample k > 0
+                reads random style values drawn from a generator seeded with ``(seed, k)``, so
+                each sample is reproducible and independent of the batch it is in.
+            seed: seed of the random style values.
+        Returns:
+            ``(K, B, 3, H, W)`` in [-1, 1].
+        """
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {sorted(DIRECTIONS)}, got {direction!r}")
+        src, dst = DIRECTIONS[direction]
+        h, w = images.shape[-2:]
+        stride = self.cfg.model.stride
+        pad_h, pad_w = (-h) % stride, (-w) % stride
+        if pad_h or pad_w:
+            mode = "reflect" if pad_h < h and pad_w < w else "replicate"
+            images = F.pad(images, (0, pad_w, 0, pad_h), mode=mode)
+        content = self.content_encoder(images, src)
+        outputs = []
+        for k in range(num_samples):
+            values = None
+            if k > 0:
+                gen = torch.Generator().manual_seed(_sample_seed(seed, k))
+                values = self.memory.sample_values(dst, self.cfg.memory.sample_noise,
+                                                   generator=gen)
+            style = self.memory.read(content, dst, values=values)
+            outputs.append(self.generators[dst](content, style)[..., :h, :w])
+        return torch.stack(outputs)
+
+
+def _sample_seed(seed: int, k: int) -> int:
+    """A 63-bit seed per (seed, sample index), so samples never share a random stream."""
+    return (seed * 1_000_003 + k) % (2**63 - 1)
+

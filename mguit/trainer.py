@@ -1,0 +1,334 @@
+"""Training loop of MGUIT: optimisers, schedule, AMP, multi-process, checkpoints, logging.
+
+Layout of ``out_dir`` (the pipeline passes ``runs/<name>/translator``)::
+
+    checkpoints/last.pt            everything needed to resume (written atomically)
+    checkpoints/iter_XXXXXX.pt     periodic snapshots
+    tensorboard/                   every loss term, learning rate, image grids
+    samples/iter_XXXXXX.png        the same image grids as files
+
+Resuming is automatic: when ``checkpoints/last.pt`` exists, training continues from it. Since a
+training item is a pure function of its index (:class:`mguit.data.UnpairedBoxDataset`) and the
+checkpoint holds the torch RNG state, a resumed run computes the same iterations as one that was
+never interrupted.
+
+Multi-process training under ``torchrun`` (``gloo`` on CPU, ``nccl`` on CUDA): every rank takes
+its own items of each iteration, gradients are averaged across ranks after each backward pass,
+and the memory update adds the ranks' sums (see :meth:`ClassAwareMemory.update`), so all ranks
+hold identical networks and memory. The gradients are reduced explicitly rather than through a
+``DistributedDataParallel`` wrapper because a GAN iteration runs three optimisers over
+alternating subsets of the parameters and freezes the discriminators while the generators step,
+which DDP's once-per-forward gradient hooks do not express; the arithmetic is the same
+(an all-reduce mean of each gradient).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+from torch.utils.tensorboard import SummaryWriter
+from torchvision.utils import make_grid, save_image
+from tqdm import tqdm
+
+from mguit.config import TranslatorConfig
+from mguit.data import IterationSampler, UnpairedBoxDataset
+from mguit.model import MGUIT
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_VERSION = 1
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; otherwise the named device."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} was asked for but CUDA is not available")
+    return device
+
+
+def distributed_context() -> tuple[int, int]:
+    """(rank, world_size); initialises the process group when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def average_gradients(params: list[nn.Parameter], world_size: int) -> None:
+    """All-reduce mean of the gradients of ``params`` over the ranks (no-op on one process)."""
+    if world_size == 1:
+        return
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.flatten() for g in grads])
+    dist.all_reduce(flat)
+    flat /= world_size
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+def linear_decay(total: int, decay_start_fraction: float):
+    """LR factor: 1 for the first ``decay_start_fraction`` of training, then linearly to 0."""
+    start = int(total * decay_start_fraction)
+
+    def factor(iteration: int) -> float:
+        if iteration < start:
+            return 1.0
+        return max(0.0, (total - iteration) / max(1, total - start))
+
+    return factor
+
+
+def atomic_save(obj: object, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class Trainer:
+    """Trains :class:`MGUIT` on two COCO manifests.
+
+    Args:
+        cfg: the translator config.
+        source_manifest, target_manifest: COCO manifests of the two training sets.
+        out_dir: where checkpoints, TensorBoard logs and samples go.
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``; under torchrun with CUDA each rank uses
+            ``cuda:LOCAL_RANK``.
+        seed: seeds the initialisation, the data order and the training noise.
+        progress: show a tqdm bar (rank 0).
+    """
+
+    def __init__(self, cfg: TranslatorConfig, source_manifest: str | Path,
+                 target_manifest: str | Path, out_dir: str | Path, device: str = "auto",
+                 seed: int = 0, progress: bool = True):
+        self.cfg = cfg
+        self.out_dir = Path(out_dir)
+        self.rank, self.world_size = distributed_context()
+        self.device = resolve_device(device)
+        if self.device.type == "cuda" and self.world_size > 1:
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        self.progress = progress and self.rank == 0
+        self.seed = seed
+        t = cfg.train
+        groups = list(cfg.memory.items)
+        self.dataset = UnpairedBoxDataset(source_manifest, target_manifest, groups,
+                                          resize=t.resize, crop=t.crop, flip=t.flip, seed=seed)
+        per_iteration = t.batch_size * self.world_size
+        self.total_iterations = t.iterations or t.epochs * math.ceil(len(self.dataset)
+                                                                     / per_iteration)
+        torch.manual_seed(seed)
+        self.model = MGUIT(cfg).to(self.device)
+        self.amp = t.amp and self.device.type == "cuda"
+        if self.device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.opt_gen = torch.optim.Adam(self.model.generator_parameters(), lr=t.lr,
+                                        betas=t.betas, weight_decay=t.weight_decay)
+        self.opt_dis = torch.optim.Adam(self.model.discriminator_parameters(), lr=t.lr,
+                                        betas=t.betas, weight_decay=t.weight_decay)
+        self.opt_content = torch.optim.Adam(self.model.content_discriminator.parameters(),
+                                            lr=t.content_lr or t.lr, betas=t.betas,
+                                            weight_decay=t.weight_decay)
+        self.optimizers = {"gen": self.opt_gen, "dis": self.opt_dis, "content": self.opt_content}
+        decay = linear_decay(self.total_iterations, t.decay_start_fraction)
+        self.schedulers = {k: torch.optim.lr_scheduler.LambdaLR(o, decay)
+                           for k, o in self.optimizers.items()}
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.iteration = 0
+        self.checkpoint_dir = self.out_dir / "checkpoints"
+        self._writer: SummaryWriter | None = None
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def state_dict(self) -> dict:
+        return {
+            "version": CHECKPOINT_VERSION,
+            "iteration": self.iteration,
+            "model": self.model.state_dict(),
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+            "scaler": self.scaler.state_dict(),
+            "rng": {"torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+            "config": asdict(self.cfg),
+            "seed": self.seed,
+            "total_iterations": self.total_iterations,
+        }
+
+    def save(self, snapshot: bool = False) -> Path:
+        """Write ``last.pt`` (and a snapshot ``iter_XXXXXX.pt``) atomically, on rank 0 only."""
+        path = self.checkpoint_dir / "last.pt"
+        if self.rank == 0:
+            state = self.state_dict()
+            atomic_save(state, path)
+            if snapshot:
+                atomic_save(state, self.checkpoint_dir / f"iter_{self.iteration:06d}.pt")
+        return path
+
+    def load(self, path: Path) -> None:
+        """Resume from a checkpoint written by :meth:`save`; the config must match."""
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if state.get("version") != CHECKPOINT_VERSION:
+            raise ValueError(f"{path}: checkpoint version {state.get('version')} is not "
+                             f"{CHECKPOINT_VERSION}; start a new run directory")
+        saved = state["config"]
+        current = asdict(self.cfg)
+        if saved["model"] != current["model"] or saved["memory"] != current["memory"]:
+            raise ValueError(f"{path}: the checkpoint was trained with other translator.model "
+                             "or translator.memory settings; use the same config or a new run")
+        self.model.load_state_dict(state["model"])
+        for k, o in self.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        for k, s in self.schedulers.items():
+            s.load_state_dict(state["schedulers"][k])
+        self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if state["rng"]["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        self.iteration = state["iteration"]
+
+    # ------------------------------------------------------------------ training
+
+    def step(self, batch: dict[str, Tensor]) -> dict[str, float]:
+        """One iteration: discriminators, then encoders/generators, then the memory."""
+        model = self.model
+        clip = self.cfg.train.grad_clip
+        with torch.autocast(self.device.type, enabled=self.amp):
+            out = model(batch)
+            d_losses = model.discriminator_losses(out, batch)
+        self.opt_dis.zero_grad(set_to_none=True)
+        self.opt_content.zero_grad(set_to_none=True)
+        self.scaler.scale(d_losses["disc_x"] + d_losses["disc_y"]
+                          + d_losses["disc_content"]).backward()
+        average_gradients(model.discriminator_parameters(), self.world_size)
+        average_gradients(list(model.content_discriminator.parameters()), self.world_size)
+        self.scaler.unscale_(self.opt_content)
+        nn.utils.clip_grad_norm_(model.content_discriminator.parameters(), clip)
+        self.scaler.step(self.opt_dis)
+        self.scaler.step(self.opt_content)
+
+        frozen = [*model.discriminators.parameters(), *model.content_discriminator.parameters()]
+        for p in frozen:
+            p.requires_grad_(False)
+        with torch.autocast(self.device.type, enabled=self.amp):
+            g_losses = model.generator_losses(out, batch)
+        self.opt_gen.zero_grad(set_to_none=True)
+        self.scaler.scale(g_losses["total"]).backward()
+        for p in frozen:
+            p.requires_grad_(True)
+        average_gradients(model.generator_parameters(), self.world_size)
+        self.scaler.step(self.opt_gen)
+        self.scaler.update()
+        model.update_memory(out)
+        for s in self.schedulers.values():
+            s.step()
+        return {**{k: v.item() for k, v in d_losses.items()},
+                **{k: v.item() for k, v in g_losses.items()}}
+
+    def loader(self, start: int, end: int) -> DataLoader:
+        sampler = IterationSampler(start, self.cfg.train.batch_size, self.rank, self.world_size,
+                                   end_iteration=end)
+        workers = self.cfg.train.num_workers
+        # Its own generator: creating a DataLoader iterator draws a seed, which must not come
+        # from the global stream the training noise uses (a resume creates one more iterator).
+        return DataLoader(self.dataset, batch_sampler=sampler, num_workers=workers,
+                          pin_memory=self.device.type == "cuda",
+                          prefetch_factor=2 if workers else None,
+                          generator=torch.Generator().manual_seed(self.seed))
+
+    def train(self, iterations: int | None = None) -> dict[str, float]:
+        """Train until ``iterations`` (default: the configured total), resuming from last.pt.
+
+        Returns the losses of the last iteration.
+        """
+        last = self.checkpoint_dir / "last.pt"
+        if last.exists():
+            self.load(last)
+            logger.info("resuming from %s at iteration %d", last, self.iteration)
+        end = min(iterations or self.total_iterations, self.total_iterations)
+        t = self.cfg.train
+        losses: dict[str, float] = {}
+        bar = tqdm(total=end, initial=self.iteration, desc="train translator", unit="it",
+                   disable=not self.progress, dynamic_ncols=True)
+        self.model.train()
+        for batch in self.loader(self.iteration, end):
+            batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()
+                     if isinstance(v, Tensor) and k.startswith(("image_", "mask_"))}
+            if self.device.type == "cuda":
+                for k in ("image_x", "image_y"):
+                    batch[k] = batch[k].contiguous(memory_format=torch.channels_last)
+            losses = self.step(batch)
+            if not all(math.isfinite(v) for v in losses.values()):
+                raise FloatingPointError(f"non-finite loss at iteration {self.iteration}: "
+                                         f"{losses}")
+            self.iteration += 1
+            bar.update(1)
+            bar.set_postfix({k: f"{losses[k]:.3f}" for k in ("total", "self_recon", "cycle",
+                                                            "key_contrast")})
+            self._log(losses, batch)
+            if self.iteration % t.checkpoint_every == 0 or self.iteration == end:
+                self.save(snapshot=self.iteration % t.snapshot_every == 0)
+        bar.close()
+        if self._writer is not None:
+            self._writer.flush()
+        return losses
+
+    # ------------------------------------------------------------------ logging
+
+    @property
+    def writer(self) -> SummaryWriter:
+        if self._writer is None:
+            self._writer = SummaryWriter(str(self.out_dir / "tensorboard"))
+        return self._writer
+
+    def _log(self, losses: dict[str, float], batch: dict[str, Tensor]) -> None:
+        if self.rank != 0:
+            return
+        t = self.cfg.train
+        if self.iteration % t.log_every == 0 or self.iteration == 1:
+            for k, v in losses.items():
+                self.writer.add_scalar(f"loss/{k}", v, self.iteration)
+            self.writer.add_scalar("lr", self.schedulers["gen"].get_last_lr()[0], self.iteration)
+        if self.iteration % t.image_every == 0:
+            grid = self.sample_grid(batch)
+            self.writer.add_image("samples", grid, self.iteration)
+            samples = self.out_dir / "samples"
+            samples.mkdir(parents=True, exist_ok=True)
+            tmp = samples / f".iter_{self.iteration:06d}.tmp.png"
+            save_image(grid, tmp)
+            os.replace(tmp, samples / f"iter_{self.iteration:06d}.png")
+
+    @torch.no_grad()
+    def sample_grid(self, batch: dict[str, Tensor]) -> Tensor:
+        """Rows: source | translated (K styles) | self-reconstruction | a target image."""
+        model = self.model
+        model.eval()
+        x, y = batch["image_x"][:4], batch["image_y"][:4]
+        styles = model.translate(x, num_samples=self.cfg.train.num_style_samples,
+                                 seed=self.iteration)
+        # Logging must not consume the training's random stream (resume equality).
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            out = model({"image_x": x, "image_y": y})
+        model.train()
+        rows = [x, *styles, out["recon_x"], y]
+        images = torch.stack(rows, dim=1).flatten(0, 1)
+        return make_grid(images.float().cpu(), nrow=len(rows), normalize=True,
+                         value_range=(-1, 1))

@@ -1,0 +1,225 @@
+"""MGUIT model and trainer with small, randomly initialised networks on tiny images."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mguit import load_translator
+from mguit.config import MemoryConfig, ModelConfig, TrainConfig, TranslatorConfig
+from mguit.model import MGUIT
+from mguit.trainer import Trainer, linear_decay
+
+CLASSES = ["person", "car", "truck", "bicycle"]
+
+
+def tiny_config(**train) -> TranslatorConfig:
+    """Networks of a few thousand parameters, C = 32, 360 -> 32 px crops."""
+    cfg = TranslatorConfig(
+        model=ModelConfig(base_channels=8, num_downsample=2, content_res_blocks=1,
+                          shared_res_blocks=1, style_res_blocks=1, generator_res_blocks=1,
+                          discriminator_channels=8, discriminator_layers=2,
+                          discriminator_scales=2, content_discriminator_channels=16),
+        memory=MemoryConfig(key_dim=32, items={"person": 1, "car": 2, "truck": 1, "bicycle": 1,
+                                               "background": 2}),
+        train=TrainConfig(**{"iterations": 4, "resize": 32, "crop": 32, "num_workers": 0,
+                             "log_every": 1, "image_every": 2, "checkpoint_every": 2,
+                             "snapshot_every": 4, "num_style_samples": 2, **train}),
+    )
+    cfg.validate()
+    return cfg
+
+
+def write_domain(root: Path, name: str, colour: tuple[int, int, int], n: int, seed: int) -> Path:
+    """n images 48x40 with one coloured car box each, and their COCO manifest."""
+    rng = np.random.default_rng(seed)
+    folder = root / name
+    folder.mkdir(parents=True)
+    images, annotations = [], []
+    for i in range(n):
+        pixels = rng.integers(0, 60, (40, 48, 3), dtype=np.uint8)
+        x0, y0 = int(rng.integers(0, 24)), int(rng.integers(0, 20))
+        pixels[y0:y0 + 16, x0:x0 + 20] = colour
+        Image.fromarray(pixels).save(folder / f"{i}.png")
+        images.append({"id": i + 1, "file_name": f"{i}.png", "width": 48, "height": 40})
+        annotations.append({"id": i + 1, "image_id": i + 1, "category_id": 2,
+                            "bbox": [x0, y0, 20, 16], "area": 320, "iscrowd": 0})
+    manifest = root / f"{name}.json"
+    manifest.write_text(json.dumps({
+        "info": {"image_root": str(folder)}, "images": images, "annotations": annotations,
+        "categories": [{"id": i + 1, "name": c} for i, c in enumerate(CLASSES)]}))
+    return manifest
+
+
+@pytest.fixture(scope="module")
+def manifests(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("domains")
+    return (write_domain(root, "source", (200, 40, 40), 4, 0),
+            write_domain(root, "target", (40, 40, 200), 4, 1))
+
+
+def random_batch(b: int = 2, size: int = 32) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return {"image_x": torch.rand(b, 3, size, size, generator=g) * 2 - 1,
+            "image_y": torch.rand(b, 3, size, size, generator=g) * 2 - 1,
+            "mask_x": torch.randint(0, 5, (b, size, size), generator=g),
+            "mask_y": torch.randint(0, 5, (b, size, size), generator=g)}
+
+
+def test_small_random_model_gradients_reach_encoders_and_generators_not_memory():
+    torch.manual_seed(0)
+    model = MGUIT(tiny_config())
+    batch = random_batch()
+    out = model(batch)
+    losses = model.generator_losses(out, batch)
+    assert set(losses) == {"self_recon", "cycle", "domain_adv", "content_adv", "kl", "latent",
+                           "key_contrast", "value_contrast", "total"}
+    losses["total"].backward()
+    for name, module in (("content", model.content_encoder), ("style x", model.style_encoders[0]),
+                         ("style y", model.style_encoders[1]), ("G x", model.generators[0]),
+                         ("G y", model.generators[1])):
+        grads = [p.grad for p in module.parameters() if p.grad is not None]
+        assert grads and sum(g.abs().sum() for g in grads) > 0, name
+    assert all(b.grad is None for b in model.memory.buffers())
+
+
+def test_small_random_model_discriminator_step_leaves_generators_and_vice_versa(manifests):
+    trainer = Trainer(tiny_config(), *manifests, out_dir=Path("/nonexistent"), device="cpu",
+                      progress=False)
+    model = trainer.model
+    gen_before = [p.detach().clone() for p in model.generator_parameters()]
+    dis_before = [p.detach().clone() for p in model.discriminator_parameters()]
+    batch = random_batch()
+    out = model(batch)
+    d = model.discriminator_losses(out, batch)
+    trainer.opt_dis.zero_grad()
+    (d["disc_x"] + d["disc_y"]).backward()
+    trainer.opt_dis.step()
+    assert all(torch.equal(a, b) for a, b in zip(gen_before, model.generator_parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(dis_before,
+                                                     model.discriminator_parameters()))
+    dis_after = [p.detach().clone() for p in model.discriminator_parameters()]
+    trainer.step(batch)
+    assert not all(torch.equal(a, b) for a, b in zip(gen_before, model.generator_parameters()))
+    keys_before = model.memory.keys.clone()
+    trainer.step(batch)
+    assert not torch.equal(keys_before, model.memory.keys), "memory must be updated each step"
+    del dis_after
+
+
+def test_lr_schedule_constant_then_linear_to_zero():
+    f = linear_decay(10, 0.5)
+    assert [f(i) for i in (0, 4, 5, 6, 9, 10)] == [1.0, 1.0, 1.0, 0.8, 0.2, 0.0]
+
+
+def test_small_random_model_resume_equals_uninterrupted(tmp_path, manifests):
+    straight = Trainer(tiny_config(), *manifests, out_dir=tmp_path / "a", device="cpu",
+                       progress=False)
+    losses_a = straight.train()
+    first = Trainer(tiny_config(), *manifests, out_dir=tmp_path / "b", device="cpu",
+                    progress=False)
+    first.train(iterations=2)
+    resumed = Trainer(tiny_config(), *manifests, out_dir=tmp_path / "b", device="cpu",
+                      progress=False)
+    losses_b = resumed.train()
+    assert resumed.iteration == straight.iteration == 4
+    assert losses_a == pytest.approx(losses_b, rel=1e-6, abs=1e-7)
+    for (name, a), b in zip(straight.model.state_dict().items(),
+                            resumed.model.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=name)
+    ckpt = tmp_path / "a" / "checkpoints"
+    assert (ckpt / "last.pt").exists() and (ckpt / "iter_000004.pt").exists()
+    assert list((tmp_path / "a" / "samples").glob("iter_*.png"))
+    assert list((tmp_path / "a" / "tensorboard").iterdir())
+
+
+def test_resume_refuses_a_checkpoint_of_another_model(tmp_path, manifests):
+    Trainer(tiny_config(iterations=2), *manifests, out_dir=tmp_path, device="cpu",
+            progress=False).train()
+    other = tiny_config(iterations=3)
+    other.memory.items = {"person": 2, "car": 2, "truck": 1, "bicycle": 1, "background": 2}
+    with pytest.raises(ValueError, match="other translator.model or translator.memory"):
+        Trainer(other, *manifests, out_dir=tmp_path, device="cpu", progress=False).train()
+
+
+@pytest.mark.slow
+def test_small_random_model_overfits_two_pairs(tmp_path, manifests):
+    """Reconstruction losses fall by a clear margin on a tiny fixed data set."""
+    cfg = tiny_config(iterations=150, lr=2e-3, betas=(0.5, 0.999), checkpoint_every=1000,
+                      image_every=1000, log_every=1000)
+    cfg.model.init_std = 0.02
+    trainer = Trainer(cfg, *manifests, out_dir=tmp_path, device="cpu", progress=False)
+    batch = next(iter(trainer.loader(0, 1)))
+    batch = {k: v for k, v in batch.items() if k.startswith(("image_", "mask_"))}
+    first = trainer.step(batch)
+    for _ in range(149):
+        last = trainer.step(batch)
+    assert last["self_recon"] < 0.5 * first["self_recon"]
+    assert last["cycle"] < 0.6 * first["cycle"]
+
+
+def test_translate_any_size_returns_input_size_and_samples_are_seeded(tmp_path, manifests):
+    Trainer(tiny_config(iterations=2), *manifests, out_dir=tmp_path, device="cpu",
+            progress=False).train()
+    model = load_translator(tmp_path / "checkpoints" / "last.pt", device="cpu")
+    assert not model.training
+    images = torch.rand(2, 3, 375, 1242) * 2 - 1
+    out = model.translate(images[:, :, :45, :98], num_samples=3, seed=5)
+    assert out.shape == (3, 2, 3, 45, 98)
+    again = model.translate(images[1:2, :, :45, :98], num_samples=3, seed=5)
+    torch.testing.assert_close(again[:, 0], out[:, 1], rtol=1e-4, atol=1e-5)
+    full = model.translate(images[:1], num_samples=1)
+    assert full.shape == (1, 1, 3, 375, 1242)
+    assert torch.isfinite(full).all() and full.abs().max() <= 1
+
+
+def test_load_translator_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such checkpoint"):
+        load_translator(tmp_path / "missing.pt")
+    bogus = tmp_path / "bogus.pt"
+    torch.save({"weights": torch.zeros(1)}, bogus)
+    with pytest.raises(ValueError, match="not an MGUIT training checkpoint"):
+        load_translator(bogus)
+
+
+DDP_SCRIPT = textwrap.dedent("""
+    import sys, torch
+    import torch.distributed as dist
+    from pathlib import Path
+    sys.path.insert(0, {tests!r})
+    from test_translator import tiny_config
+    from mguit.trainer import Trainer
+    trainer = Trainer(tiny_config(iterations=2, batch_size=1), {src!r}, {tgt!r},
+                      out_dir=Path({out!r}), device="cpu", progress=False)
+    trainer.train()
+    state = torch.cat([trainer.model.memory.keys.flatten(), trainer.model.memory.values.flatten(),
+                       torch.cat([p.detach().flatten() for p in trainer.model.parameters()])])
+    gathered = [torch.zeros_like(state) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, state)
+    if dist.get_rank() == 0:
+        assert all(torch.equal(gathered[0], g) for g in gathered[1:]), "ranks diverged"
+        print("RANKS-IDENTICAL")
+    dist.destroy_process_group()
+""")
+
+
+@pytest.mark.slow
+def test_two_process_gloo_training_keeps_ranks_identical(tmp_path, manifests):
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT.format(tests=str(Path(__file__).parent), src=str(manifests[0]),
+                                        tgt=str(manifests[1]), out=str(tmp_path / "run")))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                             "--master_port=29517", str(script)], capture_output=True, text=True,
+                            env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "RANKS-IDENTICAL" in result.stdout
