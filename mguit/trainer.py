@@ -96,6 +96,28 @@ def linear_decay(total: int, decay_start_fraction: float):
     return factor
 
 
+# Settings that may change between a run and its resumption: length, logging, loading.
+RESUMABLE_KEYS = {"iterations", "epochs", "log_every", "image_every", "checkpoint_every",
+                  "snapshot_every", "num_workers", "num_style_samples", "amp"}
+
+
+def config_changes(saved: dict, current: dict) -> list[str]:
+    """``section.key: old -> new`` for each setting that differs and forbids resuming."""
+    changes = []
+    for section in current:
+        for key, value in current[section].items():
+            old = saved.get(section, {}).get(key)
+            if section == "train" and key in RESUMABLE_KEYS:
+                continue
+            if isinstance(value, tuple):
+                value = list(value)
+            if isinstance(old, tuple):
+                old = list(old)
+            if old != value:
+                changes.append(f"translator.{section}.{key}: {old!r} -> {value!r}")
+    return changes
+
+
 def atomic_save(obj: object, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -188,11 +210,13 @@ class Trainer:
         if state.get("version") != CHECKPOINT_VERSION:
             raise ValueError(f"{path}: checkpoint version {state.get('version')} is not "
                              f"{CHECKPOINT_VERSION}; start a new run directory")
-        saved = state["config"]
-        current = asdict(self.cfg)
-        if saved["model"] != current["model"] or saved["memory"] != current["memory"]:
-            raise ValueError(f"{path}: the checkpoint was trained with other translator.model "
-                             "or translator.memory settings; use the same config or a new run")
+        changed = config_changes(state["config"], asdict(self.cfg))
+        if changed:
+            raise ValueError(
+                f"{path}: the checkpoint was trained with other settings ({'; '.join(changed)}); "
+                "resuming would mix two experiments. Restore those settings, or delete "
+                f"{self.out_dir} (or choose a new run name) to train from scratch"
+            )
         self.model.load_state_dict(state["model"])
         for k, o in self.optimizers.items():
             o.load_state_dict(state["optimizers"][k])

@@ -18,6 +18,7 @@ from typing import Literal, Optional
 
 import yaml
 
+from mguit.config import TranslatorConfig
 from pipeline.schema import ConfigError, Origin, build, field_paths, key_lines, suggest, to_plain
 
 KITTI_CLASS_MAP = {
@@ -117,6 +118,17 @@ class Config:
 
     data: DataConfig
     run: RunConfig = field(default_factory=RunConfig)
+    translator: TranslatorConfig = field(default_factory=TranslatorConfig)
+
+    def validate(self) -> None:
+        groups = [g for g in self.translator.memory.items if g != "background"]
+        missing = [c for c in self.data.classes if c not in groups]
+        extra = [g for g in groups if g not in self.data.classes]
+        if missing or extra:
+            raise ValueError(
+                "translator.memory.items must give items to every class of data.classes and "
+                f"to no other (plus background): missing {missing}, unknown {extra}"
+            )
 
     def section(self, dotted: str) -> object:
         obj: object = self

@@ -53,12 +53,13 @@ def test_shipped_configs_load(name):
 
 def test_overrides_are_typed_and_dotted(tmp_path):
     cfg = load_config(write(tmp_path), ["run.seed=7", "data.on_bad_box=drop",
-                                        "data.min_box_size=2", "data.classes=[car]",
+                                        "data.min_box_size=2",
+                                        "data.classes=[car, person, truck, bicycle]",
                                         "data.target.class_map.bus=null"], base_dir=tmp_path)
     assert cfg.run.seed == 7
     assert cfg.data.on_bad_box == "drop"
     assert cfg.data.min_box_size == 2.0 and isinstance(cfg.data.min_box_size, float)
-    assert cfg.data.classes == ["car"]
+    assert cfg.data.classes == ["car", "person", "truck", "bicycle"]
     assert cfg.data.target.class_map == {"car": "car", "bus": None}
 
 
@@ -143,3 +144,19 @@ def test_slice_hash_tracks_only_its_section(tmp_path):
     c = load_config(write(tmp_path), ["data.on_bad_box=drop"], base_dir=tmp_path)
     assert a.slice_hash(("data",)) == b.slice_hash(("data",))
     assert a.slice_hash(("data",)) != c.slice_hash(("data",))
+
+
+def test_translator_section_is_typed_and_cross_checked_with_classes(tmp_path):
+    cfg = load_config(write(tmp_path), ["translator.train.iterations=2000",
+                                        "translator.train.betas=[0.5, 0.999]"], base_dir=tmp_path)
+    assert cfg.translator.train.iterations == 2000
+    assert cfg.translator.train.betas == (0.5, 0.999)
+    assert cfg.translator.memory.items["background"] == 8
+    with pytest.raises(ConfigError, match=r"translator\.memory\.item: unknown key; did you "
+                                          r"mean 'translator\.memory\.items'"):
+        load_config(write(tmp_path), ["translator.memory.item={car: 2}"], base_dir=tmp_path)
+    with pytest.raises(ConfigError, match=r"missing \['bicycle'\]"):
+        load_config(write(tmp_path), ["translator.memory.items={person: 3, car: 3, truck: 3, "
+                                      "background: 8}"], base_dir=tmp_path)
+    with pytest.raises(ConfigError, match="must equal the encoders' output width"):
+        load_config(write(tmp_path), ["translator.memory.key_dim=128"], base_dir=tmp_path)

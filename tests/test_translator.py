@@ -147,7 +147,7 @@ def test_resume_refuses_a_checkpoint_of_another_model(tmp_path, manifests):
             progress=False).train()
     other = tiny_config(iterations=3)
     other.memory.items = {"person": 2, "car": 2, "truck": 1, "bicycle": 1, "background": 2}
-    with pytest.raises(ValueError, match="other translator.model or translator.memory"):
+    with pytest.raises(ValueError, match=r"other settings \(translator\.memory\.items: .*\)"):
         Trainer(other, *manifests, out_dir=tmp_path, device="cpu", progress=False).train()
 
 

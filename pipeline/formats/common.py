@@ -90,10 +90,15 @@ class BadInputLog:
     max_examples: int = 3
     counts: Counter = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)
+    quiet: set[str] = field(default_factory=set)
 
     def add(self, kind: str, where: str, message: str, warn: bool = True) -> None:
-        """Count one case; the first ``max_examples`` of a kind are kept (and logged if ``warn``)."""
+        """Count one case. The first ``max_examples`` of a kind are kept and logged as warnings;
+        ``warn=False`` marks a kind the config asked for (e.g. ignoring unlisted labels), which
+        is only counted."""
         self.counts[kind] += 1
+        if not warn:
+            self.quiet.add(kind)
         shown = self.examples.setdefault(kind, [])
         if len(shown) < self.max_examples:
             shown.append(f"{where}: {message}")
@@ -101,11 +106,18 @@ class BadInputLog:
                 logger.warning("%s: %s", where, message)
 
     def summary_lines(self) -> list[str]:
+        """Repairs and skips worth a warning, each with its examples."""
         lines = []
         for kind, n in sorted(self.counts.items()):
+            if kind in self.quiet:
+                continue
             lines.append(f"{kind}: {n}")
             lines.extend(f"    e.g. {ex}" for ex in self.examples.get(kind, []))
         return lines
+
+    def quiet_summary(self) -> str:
+        """One line for the kinds that were only counted: ``kind n, kind n``."""
+        return ", ".join(f"{k} {self.counts[k]}" for k in sorted(self.quiet))
 
     def to_dict(self) -> dict[str, int]:
         return dict(sorted(self.counts.items()))

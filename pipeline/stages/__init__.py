@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from pipeline.context import RunContext
-from pipeline.stages import prepare
+from pipeline.stages import prepare, train_translator
 
 
 @dataclass(frozen=True)
@@ -50,10 +50,10 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         name="train_translator",
         description="train MGUIT on source_train + target_train",
-        config_keys=("data",),
+        config_keys=("translator", "run.seed"),
         inputs=lambda ctx: _manifests(ctx, "source_train", "target_train"),
         outputs=lambda ctx: [ctx.run_dir / "translator" / "checkpoints" / "last.pt"],
-        tracked_in="issue #4",
+        run=train_translator.run,
     ),
     Stage(
         name="translate",

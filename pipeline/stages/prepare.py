@@ -142,8 +142,11 @@ def run(ctx: RunContext) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
     table = format_summary(counts, data.classes)
     logger.info("prepared manifests in %s\n%s", ctx.data_dir, table)
-    if log.counts:
-        logger.warning("bad input repaired or skipped:\n  %s", "\n  ".join(log.summary_lines()))
+    warnings = log.summary_lines()
+    if warnings:
+        logger.warning("bad input repaired or skipped:\n  %s", "\n  ".join(warnings))
+    if log.quiet:
+        logger.info("ignored as configured: %s", log.quiet_summary())
     return {"images": {s: c["images"] for s, c in counts.items()}, "bad_input": log.to_dict()}
 
 

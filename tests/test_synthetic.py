@@ -1,0 +1,258 @@
+"""The synthetic two-domain generator: layout, determinism, labels, idempotence, domain gap."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline import synthetic
+from pipeline.synthetic import generate
+
+W, H = 96, 48
+COUNTS = {"num_source": 6, "num_target_train": 5, "num_target_val": 3}
+
+KITTI_TYPES = {"Car", "Van", "Truck", "Pedestrian", "Cyclist", "DontCare"}
+CITYSCAPES_LABELS = {"sky", "building", "sidewalk", "road", "vegetation", "pole", "car", "truck",
+                     "person", "bicycle", "rider", "cargroup"}
+KITTI_CLASS_MAP = {"Pedestrian": "person", "Person_sitting": "person", "Car": "car",
+                   "Truck": "truck", "Cyclist": "bicycle", "Van": None, "Tram": None,
+                   "Misc": None, "DontCare": None}
+CITYSCAPES_CLASS_MAP = {"person": "person", "car": "car", "truck": "truck", "bicycle": "bicycle"}
+CLASSES = ("car", "truck", "person", "bicycle")
+
+
+def _hashes(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> synthetic.SyntheticDataset:
+    out = tmp_path_factory.mktemp("synth") / "data"
+    return generate(out, seed=0, width=W, height=H, progress=False, **COUNTS)
+
+
+def test_layout_and_counts(dataset):
+    training, target = dataset.source_root, dataset.target_root
+    assert training == dataset.root / "source" / "training"
+    assert sorted(p.name for p in (training / "image_2").iterdir()) == [
+        f"{i:06d}.png" for i in range(COUNTS["num_source"])]
+    assert len(list((training / "label_2").glob("*.txt"))) == COUNTS["num_source"]
+    assert len(list((training / "calib").glob("*.txt"))) == COUNTS["num_source"]
+    for split, n in (("train", COUNTS["num_target_train"]), ("val", COUNTS["num_target_val"])):
+        images = sorted((target / "leftImg8bit" / split).glob("*/*_leftImg8bit.png"))
+        polygons = sorted((target / "gtFine" / split).glob("*/*_gtFine_polygons.json"))
+        assert len(images) == len(polygons) == n
+        for image in images:
+            city, seq, frame, tag = image.stem.split("_")
+            assert image.parent.name == city and tag == "leftImg8bit"
+            assert len(seq) == len(frame) == 6
+    train_cities = {p.name for p in (target / "leftImg8bit" / "train").iterdir()}
+    val_cities = {p.name for p in (target / "leftImg8bit" / "val").iterdir()}
+    assert train_cities and val_cities and not train_cities & val_cities
+    meta = json.loads((dataset.root / synthetic.METADATA_FILE).read_text())
+    assert meta["parameters"]["format_version"] == synthetic.FORMAT_VERSION
+    assert (dataset.width, dataset.height, dataset.num_source) == (W, H, COUNTS["num_source"])
+
+
+def test_same_seed_gives_identical_bytes_whatever_the_jobs_and_other_counts(dataset, tmp_path):
+    # Fewer val images and two workers: the files both runs write must still be identical.
+    counts = dict(COUNTS, num_target_val=2)
+    again = generate(tmp_path / "again", seed=0, width=W, height=H, n_jobs=2, progress=False,
+                     **counts)
+    first, second = _hashes(dataset.root), _hashes(again.root)
+    assert set(second) <= set(first) and len(second) == len(first) - 2  # one image, one json
+    differing = {name for name in second if first[name] != second[name]}
+    assert differing == {synthetic.METADATA_FILE}  # it records the counts
+
+
+def test_different_seed_gives_different_data(dataset, tmp_path):
+    other = generate(tmp_path / "other", seed=1, width=W, height=H, progress=False, **COUNTS)
+    first, second = _hashes(dataset.root), _hashes(other.root)
+    images = [name for name in first if name.endswith(".png")]
+    assert images and all(first[name] != second[name] for name in images)
+
+
+def test_kitti_labels_have_15_fields_and_boxes_inside_the_image(dataset):
+    types = set()
+    for path in sorted((dataset.source_root / "label_2").glob("*.txt")):
+        for line in path.read_text().splitlines():
+            fields = line.split(" ")
+            assert len(fields) == 15, line
+            kind, numbers = fields[0], [float(f) for f in fields[1:]]
+            types.add(kind)
+            assert kind in KITTI_TYPES
+            truncated, occluded, alpha, left, top, right, bottom = numbers[:7]
+            assert 0 <= left < right <= W - 1 and 0 <= top < bottom <= H - 1, line
+            if kind == "DontCare":
+                continue
+            assert 0.0 <= truncated <= 1.0 and occluded in (0, 1, 2)
+            x, y, z, ry = numbers[10:14]
+            assert y == 1.65 and z > 0 and all(d > 0 for d in numbers[7:10])
+            expected = (ry - math.atan2(x, z) + math.pi) % (2 * math.pi) - math.pi
+            gap = abs(alpha - expected)
+            assert min(gap, 2 * math.pi - gap) < 0.02, line
+    assert types & {"Car", "Pedestrian", "Cyclist", "Truck"}
+
+
+def test_cityscapes_polygons_lie_inside_the_image(dataset):
+    labels = set()
+    for path in sorted((dataset.target_root / "gtFine").rglob("*_gtFine_polygons.json")):
+        text = path.read_text()
+        doc = json.loads(text)
+        assert text == json.dumps(doc, sort_keys=True, separators=(",", ":")) + "\n"
+        assert (doc["imgWidth"], doc["imgHeight"]) == (W, H)
+        for obj in doc["objects"]:
+            labels.add(obj["label"])
+            polygon = np.array(obj["polygon"])
+            assert polygon.dtype.kind == "i" and len(polygon) >= 3
+            assert polygon[:, 0].min() >= 0 and polygon[:, 0].max() <= W - 1
+            assert polygon[:, 1].min() >= 0 and polygon[:, 1].max() <= H - 1
+    assert labels <= CITYSCAPES_LABELS
+    assert {"sky", "building", "road", "sidewalk"} <= labels and labels & set(CLASSES)
+
+
+def test_second_call_with_same_parameters_writes_nothing(dataset):
+    before = {p: p.stat().st_mtime_ns for p in dataset.root.rglob("*")}
+    again = generate(dataset.root, seed=0, width=W, height=H, progress=False, **COUNTS)
+    assert again == dataset
+    assert {p: p.stat().st_mtime_ns for p in dataset.root.rglob("*")} == before
+
+
+def test_other_parameters_replace_the_dataset(tmp_path):
+    out = tmp_path / "data"
+    generate(out, seed=0, width=W, height=H, progress=False, num_source=3, num_target_train=2,
+             num_target_val=1)
+    generate(out, seed=0, width=W, height=H, progress=False, num_source=2, num_target_train=1,
+             num_target_val=1)
+    assert len(list((out / "source" / "training" / "image_2").iterdir())) == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["data"]  # no temporary directory left
+
+
+def test_refuses_to_replace_a_directory_that_is_not_a_synthetic_dataset(tmp_path):
+    (tmp_path / "thesis.tex").write_text("precious")
+    with pytest.raises(FileExistsError, match="not a synthetic dataset"):
+        generate(tmp_path, width=W, height=H, progress=False, num_source=1,
+                 num_target_train=1, num_target_val=1)
+    assert (tmp_path / "thesis.tex").read_text() == "precious"
+
+
+def test_command_line(dataset, tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    synthetic.add_arguments(parser)
+    args = parser.parse_args([
+        "--out", str(dataset.root), "--width", str(W), "--height", str(H), "--num-source",
+        str(COUNTS["num_source"]), "--num-target-train", str(COUNTS["num_target_train"]),
+        "--num-target-val", str(COUNTS["num_target_val"]), "--no-progress"])
+    assert synthetic.run_from_args(args) == 0
+    assert str(dataset.source_root) in capsys.readouterr().out
+    (tmp_path / "notes.txt").write_text("x")
+    args.out = tmp_path
+    assert synthetic.run_from_args(args) == 2
+    assert "refusing to overwrite" in capsys.readouterr().err
+
+
+def test_drawn_objects_fill_their_polygons_and_grow_towards_the_camera():
+    """The tight box of an object's outline is the box of the pixels it painted, and nearer
+    objects (lower in the image) are larger."""
+    heights, bottoms = [], []
+    for index in range(12):
+        scene = synthetic.sample_scene(synthetic.scene_rng(0, 2, 0, index), 256, 128)
+        rendering = synthetic.render_scene(scene, synthetic.SOURCE_STYLE,
+                                           np.random.default_rng(0))
+        for k, (i, part) in enumerate(scene.parts(), start=1):
+            obj = scene.items[i].object3d
+            lo, hi = part.outline.min(axis=0), part.outline.max(axis=0)
+            inside = lo.min() >= 0 and hi[0] <= 255 and hi[1] <= 127
+            if obj is None or not inside or rendering.visible[k - 1] != rendering.painted[k - 1]:
+                continue
+            ys, xs = np.nonzero(rendering.part_ids == k)
+            drawn = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+            assert np.abs(drawn - np.concatenate([lo, hi])).max() <= 1.5, part.label
+            if obj.kitti_type == "Car" and part.label == "car":
+                heights.append(hi[1] - lo[1])
+                bottoms.append(hi[1])
+    assert len(heights) >= 10
+    assert np.corrcoef(bottoms, heights)[0, 1] > 0.9
+
+
+def test_generated_data_reads_with_the_dataset_readers(dataset):
+    kitti = pytest.importorskip("pipeline.formats.kitti")
+    cityscapes = pytest.importorskip("pipeline.formats.cityscapes")
+    from pipeline.formats.common import BadInputLog
+
+    log = BadInputLog()
+    records = list(kitti.read_kitti(
+        dataset.source_root, class_map=KITTI_CLASS_MAP, on_unknown_label="error",
+        on_bad_box="error", log=log, verify_images=True, min_box_size=1.0))
+    assert len(records) == COUNTS["num_source"]
+    assert all((r.width, r.height) == (W, H) for r in records)
+    assert {b.category for r in records for b in r.boxes} <= set(CLASSES)
+    for split, n in (("train", COUNTS["num_target_train"]), ("val", COUNTS["num_target_val"])):
+        records = list(cityscapes.read_cityscapes(
+            dataset.target_root, split, class_map=CITYSCAPES_CLASS_MAP,
+            on_unknown_label="ignore", on_bad_box="error", log=log, verify_images=True,
+            min_box_size=1.0))
+        assert len(records) == n
+        assert {b.category for r in records for b in r.boxes} <= set(CLASSES)
+    assert sum(len(r.boxes) for r in records) > 0
+
+
+# The domain gap. Source and target renders of the same scenes are compared pixel by pixel.
+# Lamps, their halos and street-light glow are light added on top, which no colour transform
+# produces, global or per class; the fits therefore drop outliers (one refit without pixels
+# whose residual exceeds 2.5x the median) and the residual of a class is the norm of the
+# per-channel median of (prediction - target) over its pixels, 8-bit units, on scenes the
+# transform was not fitted on. A class's pixels are those its objects painted (the drawn
+# silhouettes inside their boxes).
+GAP_LARGE = 20.0  # a residual this large is a visible colour cast
+GAP_SMALL = 10.0
+
+
+def _fit_affine(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    design = np.c_[x, np.ones(len(x))]
+    solution = np.linalg.lstsq(design, y, rcond=None)[0]
+    residual = np.linalg.norm(design @ solution - y, axis=1)
+    keep = residual <= 2.5 * np.median(residual)
+    return np.linalg.lstsq(design[keep], y[keep], rcond=None)[0]
+
+
+def _class_residual(transform: np.ndarray, x: np.ndarray, y: np.ndarray) -> float:
+    prediction = np.c_[x, np.ones(len(x))] @ transform
+    return float(np.linalg.norm(np.median(prediction - y, axis=0)))
+
+
+def _paired_pixels(first: int, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    sources, targets, classes = [], [], []
+    for scene, source, target in synthetic.paired_scenes(0, count, 128, 64, start=first):
+        names = np.array(["sky", *(p.appearance or p.label for _, p in scene.parts())])
+        owner = np.where(source.part_ids < 0, "backdrop", names[np.maximum(source.part_ids, 0)])
+        sources.append(source.image.reshape(-1, 3))
+        targets.append(target.image.reshape(-1, 3))
+        classes.append(owner.ravel())
+    return (np.concatenate(sources).astype(float), np.concatenate(targets).astype(float),
+            np.concatenate(classes))
+
+
+def test_target_style_differs_per_class_not_only_globally():
+    fit_x, fit_y, fit_class = _paired_pixels(0, 24)
+    test_x, test_y, test_class = _paired_pixels(24, 24)
+    global_transform = _fit_affine(fit_x, fit_y)
+    global_residual, class_residual = {}, {}
+    for name in CLASSES:
+        fit_mask, test_mask = fit_class == name, test_class == name
+        assert fit_mask.sum() > 200 and test_mask.sum() > 200, name
+        own = _fit_affine(fit_x[fit_mask], fit_y[fit_mask])
+        global_residual[name] = _class_residual(global_transform, test_x[test_mask],
+                                                test_y[test_mask])
+        class_residual[name] = _class_residual(own, test_x[test_mask], test_y[test_mask])
+    report = {n: (round(global_residual[n], 1), round(class_residual[n], 1)) for n in CLASSES}
+    large = [n for n in CLASSES if global_residual[n] > GAP_LARGE]
+    assert len(large) >= 2, report
+    assert all(class_residual[n] < GAP_SMALL for n in CLASSES), report
