@@ -31,6 +31,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.profiler import record_function
 
 DOMAINS = 2
 
@@ -116,11 +117,12 @@ class ClassAwareMemory(nn.Module):
         Returns:
             ``(B, C, H, W)`` style map, per pixel a convex combination of value vectors.
         """
-        b, _, h, w = content.shape
-        alpha = self.read_weights(content, mask)
-        items = self.values[domain] if values is None else values
-        style = alpha @ items.to(alpha.dtype)
-        return style.transpose(1, 2).reshape(b, -1, h, w)
+        with record_function("memory.read"):
+            b, _, h, w = content.shape
+            alpha = self.read_weights(content, mask)
+            items = self.values[domain] if values is None else values
+            style = alpha @ items.to(alpha.dtype)
+            return style.transpose(1, 2).reshape(b, -1, h, w)
 
     def read_weights(self, content: Tensor, mask: Tensor | None = None) -> Tensor:
         """The read weights alpha of eq 2, ``(B, HW, N)``."""
@@ -176,6 +178,11 @@ class ClassAwareMemory(nn.Module):
                 every item (single memory).
         An item whose class has no pixel in the batch keeps its key and values.
         """
+        with record_function("memory.update"):
+            self._update(content_x, style_x, content_y, style_y, mask_x, mask_y)
+
+    def _update(self, content_x: Tensor, style_x: Tensor, content_y: Tensor, style_y: Tensor,
+                mask_x: Tensor | None, mask_y: Tensor | None) -> None:
         kx, vx, zx = self._update_sums(content_x, style_x, mask_x)
         ky, vy, zy = self._update_sums(content_y, style_y, mask_y)
         sums = torch.cat([kx, vx, ky, vy, zx[:, None], zy[:, None]], dim=1)
@@ -203,11 +210,12 @@ class ClassAwareMemory(nn.Module):
 
         Returns ``{"key": scalar, "value": scalar}``; gradients reach the features only.
         """
-        allowed = self.allowed_items(mask)
-        return {
-            "key": self._item_loss(content, self.keys, allowed),
-            "value": self._item_loss(style, self.values[domain], allowed),
-        }
+        with record_function("memory.feature_loss"):
+            allowed = self.allowed_items(mask)
+            return {
+                "key": self._item_loss(content, self.keys, allowed),
+                "value": self._item_loss(style, self.values[domain], allowed),
+            }
 
     def _item_loss(self, features: Tensor, items: Tensor, allowed: Tensor | None) -> Tensor:
         q = F.normalize(features.float().flatten(2).transpose(1, 2), dim=2)    # (B, HW, C)

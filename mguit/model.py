@@ -27,6 +27,8 @@ choices made here are:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -187,7 +189,8 @@ class MGUIT(nn.Module):
 
     @torch.no_grad()
     def translate(self, images: Tensor, direction: str = "source_to_target",
-                  num_samples: int = 1, seed: int = 0) -> Tensor:
+                  num_samples: int = 1, seed: int = 0,
+                  seeds: Sequence[int] | None = None) -> Tensor:
         """Translate a batch of same-size images; no class information is used.
 
         Args:
@@ -196,12 +199,19 @@ class MGUIT(nn.Module):
             num_samples: K styles per image. Sample 0 reads the memory's values; sample k > 0
                 reads random style values drawn from a generator seeded with ``(seed, k)``, so
                 each sample is reproducible and independent of the batch it is in.
-            seed: seed of the random style values.
+            seed: seed of the random style values, shared by the whole batch.
+            seeds: ``B`` seeds, one per image, replacing ``seed``: image i's sample k then
+                reads values seeded with ``(seeds[i], k)``, the same values as a call on that
+                image alone with ``seed=seeds[i]``. Batch-wide datasets use this so that an
+                image's styles depend on the image, not on its neighbours in the batch.
         Returns:
             ``(K, B, 3, H, W)`` in [-1, 1].
         """
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {sorted(DIRECTIONS)}, got {direction!r}")
+        if seeds is not None and len(seeds) != images.shape[0]:
+            raise ValueError(f"seeds must give one seed per image: {len(seeds)} seeds for "
+                             f"{images.shape[0]} images")
         src, dst = DIRECTIONS[direction]
         h, w = images.shape[-2:]
         stride = self.cfg.model.stride
@@ -214,12 +224,21 @@ class MGUIT(nn.Module):
         for k in range(num_samples):
             values = None
             if k > 0:
-                gen = torch.Generator().manual_seed(_sample_seed(seed, k))
-                values = self.memory.sample_values(dst, self.cfg.memory.sample_noise,
-                                                   generator=gen)
+                values = self._style_values(dst, k, [seed] if seeds is None else seeds)
+                if seeds is None:
+                    values = values[0]
             style = self.memory.read(content, dst, values=values)
             outputs.append(self.generators[dst](content, style)[..., :h, :w])
         return torch.stack(outputs)
+
+    def _style_values(self, domain: int, k: int, seeds: Sequence[int]) -> Tensor:
+        """Random style values of sample ``k``, one ``(N, C)`` draw per seed: ``(len(seeds), N, C)``."""
+        noise = self.cfg.memory.sample_noise
+        return torch.stack([
+            self.memory.sample_values(domain, noise,
+                                      generator=torch.Generator().manual_seed(_sample_seed(s, k)))
+            for s in seeds
+        ])
 
 
 def _sample_seed(seed: int, k: int) -> int:

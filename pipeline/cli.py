@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         runner = Runner(config)
         if args.command == "stages":
             return _print_stages(runner)
-        add_run_log(runner.ctx.run_dir)
+        if runner.is_main:
+            add_run_log(runner.ctx.run_dir)
         logger.info("pipeline %s: run %s in %s", __version__, config.run.name,
                     runner.ctx.run_dir)
         runner.run(runner.select(args.only, args.start, args.stop), force=args.force)

@@ -19,7 +19,8 @@ from typing import Literal, Optional
 import yaml
 
 from mguit.config import TranslatorConfig
-from pipeline.schema import ConfigError, Origin, build, field_paths, key_lines, suggest, to_plain
+from pipeline.schema import (ConfigError, Origin, build, field_paths, key_lines, section_type,
+                             suggest, to_plain)
 
 KITTI_CLASS_MAP = {
     "Pedestrian": "person", "Person_sitting": "person", "Car": "car", "Truck": "truck",
@@ -113,12 +114,48 @@ class DataConfig:
 
 
 @dataclass
+class TranslateConfig:
+    """The ``translate`` stage: a whole split translated at native resolution, boxes kept.
+
+    See :mod:`pipeline.translation` for the output layout, resuming and sharding. Outputs are a
+    pure function of (checkpoint, image, ``seed``, sample index): ``batch_size``, ``workers``,
+    ``writers`` and sharding change only the speed (and float rounding, see the module doc);
+    ``amp`` changes the arithmetic on CUDA and so the last grey level of some pixels.
+    """
+
+    split: Literal["source_train", "source_val", "target_train", "target_val"] = "source_train"
+    direction: Literal["source_to_target", "target_to_source"] = "source_to_target"
+    checkpoint: Optional[str] = None     # null: runs/<name>/translator/checkpoints/last.pt
+    num_samples: int = 1                 # K styles per image; K > 1 names files <id>_s<k>.png
+    seed: int = 0                        # seeds the random styles of samples k >= 1
+    batch_size: int = 8                  # images of one size per forward pass
+    workers: int = 2                     # processes decoding source images
+    writers: int = 2                     # threads encoding PNGs and writing files
+    amp: bool = True                     # float16 autocast, CUDA only
+    channels_last: bool = True           # NHWC tensors: faster convolutions on GPU and oneDNN
+    png_compress_level: int = 1          # 0-9; lossless at any level, 1 is ~5x faster than 6
+    on_bad_image: Literal["error", "skip"] = "error"   # skip: listed in the manifest, counted
+
+    def validate(self) -> None:
+        for name in ("num_samples", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"translate.{name} must be >= 1")
+        if self.workers < 0:
+            raise ValueError("translate.workers must be >= 0 (0 decodes in the main process)")
+        if self.writers < 1:
+            raise ValueError("translate.writers must be >= 1")
+        if not 0 <= self.png_compress_level <= 9:
+            raise ValueError("translate.png_compress_level must be in 0..9")
+
+
+@dataclass
 class Config:
     """The whole experiment. Sections are added as the pipeline's stages land."""
 
     data: DataConfig
     run: RunConfig = field(default_factory=RunConfig)
     translator: TranslatorConfig = field(default_factory=TranslatorConfig)
+    translate: TranslateConfig = field(default_factory=TranslateConfig)
 
     def validate(self) -> None:
         groups = [g for g in self.translator.memory.items if g != "background"]
@@ -144,7 +181,8 @@ class Config:
 
 PATH_FIELDS = ("data.source.root", "data.source.val_list", "data.source.train_annotations",
                "data.source.val_annotations", "data.target.root", "data.target.val_list",
-               "data.target.train_annotations", "data.target.val_annotations", "run.dir")
+               "data.target.train_annotations", "data.target.val_annotations", "run.dir",
+               "translate.checkpoint")
 
 
 def parse_override(text: str) -> tuple[str, object]:
@@ -189,25 +227,66 @@ def _check_override_key(key: str) -> None:
     raise ConfigError(f"command-line override {key}: unknown key" + suggest(key, known))
 
 
-def load_config(path: str | Path, overrides: list[str] = (), base_dir: Path | None = None) -> Config:
-    """Read a YAML config, apply ``key=value`` overrides, validate, resolve relative paths.
+BASE_KEY = "_base_"
 
-    Raises :class:`ConfigError` naming the file, line and key of the first problem.
+
+def read_yaml_tree(path: Path, _seen: tuple[Path, ...] = ()) -> tuple[dict, dict]:
+    """Read a config file and the chain of ``_base_`` files it inherits from.
+
+    A file may name another as ``_base_: other.yaml`` (relative to itself); its keys are
+    merged over the base's, mapping by mapping (a scalar or list replaces, a mapping merges key
+    by key; a free-form mapping such as a class map is replaced whole). Returns the merged data
+    and, per dotted key, the ``(file, line)`` that set it.
     """
-    path = Path(path)
+    path = path.resolve()
+    if path in _seen:
+        chain = " -> ".join(str(p) for p in (*_seen, path))
+        raise ConfigError(f"{path}: {BASE_KEY} files form a cycle: {chain}")
     try:
         text = path.read_text()
     except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
+        where = f" (the {BASE_KEY} of {_seen[-1]})" if _seen else ""
+        raise ConfigError(f"{path}: config file not found{where}") from None
     try:
         data = yaml.safe_load(text)
-        lines = key_lines(text)
+        lines = {k: (path, n) for k, n in key_lines(text).items()}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the config must be a mapping of sections (run:, data:, ...)")
+    base = data.pop(BASE_KEY, None)
+    if base is None:
+        return data, lines
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: {BASE_KEY} must be a file name, got {base!r}")
+    base_data, base_lines = read_yaml_tree(path.parent / base, (*_seen, path))
+    return _merge(base_data, data), {**base_lines, **lines}
+
+
+def _merge(base: dict, update: dict, schema: type | None = None) -> dict:
+    """``update`` over ``base``: config sections merge key by key, everything else (values,
+    lists, and free-form mappings such as a class map or the memory's items) is replaced."""
+    schema = schema or Config
+    merged = dict(base)
+    for key, value in update.items():
+        section = section_type(schema, key)
+        if section and isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value, section)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_config(path: str | Path, overrides: list[str] = (), base_dir: Path | None = None) -> Config:
+    """Read a YAML config (and its ``_base_`` chain), apply ``key=value`` overrides, validate,
+    resolve relative paths.
+
+    Raises :class:`ConfigError` naming the file, line and key of the first problem.
+    """
+    path = Path(path)
+    data, lines = read_yaml_tree(path)
     override_keys = set()
     for text_override in overrides:
         key, value = parse_override(text_override)

@@ -80,6 +80,8 @@ class Runner:
     def __init__(self, config: Config):
         self.ctx = RunContext(config)
         self.state_path = self.ctx.run_dir / "state.json"
+        # Under torchrun every rank runs the stages; only rank 0 writes the run's bookkeeping.
+        self.is_main = int(os.environ.get("RANK", "0")) == 0
 
     def load_state(self) -> dict:
         if not self.state_path.exists():
@@ -158,7 +160,8 @@ class Runner:
             raise StageError(f"not implemented yet: {names}{hint}")
         run_dir = self.ctx.run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / "config.resolved.yaml", dump_config(self.ctx.config))
+        if self.is_main:
+            atomic_write_text(run_dir / "config.resolved.yaml", dump_config(self.ctx.config))
         results = {}
         for stage in stages:
             state = self.load_state()
@@ -173,6 +176,10 @@ class Runner:
             started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
             result = stage.run(self.ctx) or {}
             duration = time.monotonic() - started
+            logger.info("stage %s: done in %.1f s", stage.name, duration)
+            results[stage.name] = result
+            if not self.is_main:
+                continue
             state = self.load_state()
             state["stages"][stage.name] = {
                 "config": self._config_slice(stage),
@@ -184,8 +191,6 @@ class Runner:
                 "result": result,
             }
             atomic_write_text(self.state_path, json.dumps(state, indent=2, sort_keys=True))
-            logger.info("stage %s: done in %.1f s", stage.name, duration)
-            results[stage.name] = result
         return results
 
     def _check_inputs(self, stage: Stage) -> None:

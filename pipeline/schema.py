@@ -51,19 +51,25 @@ def key_lines(text: str) -> dict[str, int]:
 
 @dataclasses.dataclass
 class Origin:
-    """Where values come from, for error messages: a file (with key lines) and overrides."""
+    """Where values come from, for error messages: files (with key lines) and overrides.
+
+    ``lines`` maps a dotted key to the ``(file, line)`` that set it last (a config may inherit
+    keys from a base file); keys without an entry are reported against ``file``.
+    """
 
     file: Path | None = None
-    lines: dict[str, int] = dataclasses.field(default_factory=dict)
+    lines: dict[str, tuple[Path, int]] = dataclasses.field(default_factory=dict)
     overrides: frozenset[str] = frozenset()
 
     def where(self, key: str) -> str:
         if key in self.overrides:
             return f"command-line override {key}"
+        if key in self.lines:
+            file, line = self.lines[key]
+            return f"{file}:{line}: {key}"
         if self.file is None:
             return f"key {key}"
-        line = self.lines.get(key)
-        return f"{self.file}:{line}: {key}" if line else f"{self.file}: {key}"
+        return f"{self.file}: {key}"
 
 
 def field_paths(cls: type, prefix: str = "") -> list[str]:
@@ -76,6 +82,13 @@ def field_paths(cls: type, prefix: str = "") -> list[str]:
         if inner is not None:
             paths.extend(field_paths(inner, dotted + "."))
     return paths
+
+
+def section_type(cls: type, name: str) -> type | None:
+    """The dataclass type of field ``name`` of ``cls`` (a nested section), else None."""
+    if not any(f.name == name for f in dataclasses.fields(cls)):
+        return None
+    return _dataclass_in(_hints(cls)[name])
 
 
 def suggest(name: str, candidates: list[str]) -> str:

@@ -45,10 +45,15 @@ def test_minimal_config_gets_paper_defaults_and_absolute_paths(tmp_path):
     assert cfg.run.path == tmp_path / "runs" / "t"
 
 
-@pytest.mark.parametrize("name", ["demo.yaml", "kitti_to_cityscapes.yaml"])
-def test_shipped_configs_load(name):
+@pytest.mark.parametrize("name, formats, items", [
+    ("demo.yaml", ("kitti", "cityscapes"), 20),
+    ("kitti_to_cityscapes.yaml", ("kitti", "cityscapes"), 20),
+    ("init_sunny_to_night.yaml", ("coco", "coco"), 20),
+])
+def test_shipped_configs_load(name, formats, items):
     cfg = load_config(ROOT / "configs" / name, base_dir=ROOT)
-    assert cfg.data.source.format == "kitti" and cfg.data.target.format == "cityscapes"
+    assert (cfg.data.source.format, cfg.data.target.format) == formats
+    assert sum(cfg.translator.memory.items.values()) == items
 
 
 def test_overrides_are_typed_and_dotted(tmp_path):
@@ -160,3 +165,30 @@ def test_translator_section_is_typed_and_cross_checked_with_classes(tmp_path):
                                       "background: 8}"], base_dir=tmp_path)
     with pytest.raises(ConfigError, match="must equal the encoders' output width"):
         load_config(write(tmp_path), ["translator.memory.key_dim=128"], base_dir=tmp_path)
+
+
+def test_base_inheritance_merges_and_reports_the_right_file(tmp_path):
+    base = write(tmp_path)
+    child = tmp_path / "child.yaml"
+    child.write_text("_base_: exp.yaml\nrun: {seed: 5}\ntranslator:\n  memory: {loss: triplet}\n")
+    cfg = load_config(child, base_dir=tmp_path)
+    assert (cfg.run.name, cfg.run.seed) == ("t", 5)          # name from the base, seed merged
+    assert cfg.translator.memory.loss == "triplet"
+    assert cfg.data.source.class_map == {"Car": "car", "DontCare": None}
+    base.write_text(MINIMAL.replace("  name: t\n", "  name: t\n  sead: 1\n"))
+    with pytest.raises(ConfigError, match=rf"{base}:3: run\.sead: unknown key"):
+        load_config(child, base_dir=tmp_path)
+    base.write_text("_base_: child.yaml\n" + MINIMAL)
+    with pytest.raises(ConfigError, match="form a cycle"):
+        load_config(child, base_dir=tmp_path)
+
+
+@pytest.mark.parametrize("name", ["sm_tl", "sm_cl", "cm_tl", "cm_cl"])
+def test_ablation_configs_differ_from_the_demo_only_in_the_memory(name):
+    demo = load_config(ROOT / "configs" / "demo.yaml", base_dir=ROOT)
+    ablation = load_config(ROOT / "configs" / "ablations" / f"{name}.yaml", base_dir=ROOT)
+    variant = {"sm": "single", "cm": "class_aware"}[name[:2]]
+    loss = {"tl": "triplet", "cl": "contrastive"}[name[3:]]
+    assert (ablation.translator.memory.variant, ablation.translator.memory.loss) == (variant, loss)
+    assert ablation.data == demo.data and ablation.translator.train == demo.translator.train
+    assert ablation.run.name == f"ablation_{name}"

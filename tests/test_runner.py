@@ -161,3 +161,32 @@ def test_console_script_help_lists_stages():
     out = subprocess.run([str(exe), "run", "--help"], capture_output=True, text=True, check=True)
     for name in STAGE_NAMES:
         assert name in out.stdout
+
+
+@pytest.mark.slow
+def test_end_to_end_prepare_and_train_translator_then_resume(tmp_path, tiny_data):
+    """`pipeline run` through the stages that exist, with small random networks; a rerun with a
+    longer schedule continues from the checkpoint instead of starting over."""
+    tiny = textwrap.dedent("""\
+        translator:
+          model: {base_channels: 8, content_res_blocks: 1, style_res_blocks: 1,
+                  generator_res_blocks: 1, discriminator_channels: 8, discriminator_layers: 2,
+                  discriminator_scales: 1, content_discriminator_channels: 16}
+          memory: {key_dim: 32, items: {person: 1, car: 1, truck: 1, bicycle: 1, background: 2}}
+          train: {iterations: 3, resize: 32, crop: 32, num_workers: 0, checkpoint_every: 2,
+                  image_every: 2, log_every: 1}
+        """)
+    config_path = write_config(tmp_path, tiny_data, extra=tiny)
+    assert main(["run", str(config_path), "--to", "train_translator"]) == 0
+    run_dir = tmp_path / "runs" / "t"
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["stages"]["train_translator"]["result"]["iterations"] == 3
+    checkpoint = run_dir / "translator" / "checkpoints" / "last.pt"
+    assert checkpoint.exists()
+    assert main(["run", str(config_path), "--to", "train_translator",
+                 "translator.train.iterations=5"]) == 0
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["stages"]["train_translator"]["result"]["iterations"] == 5
+    log = (run_dir / "pipeline.log").read_text()
+    assert "config changed: translator.train.iterations: 3 -> 5" in log
+    assert "resuming from" in log and "at iteration 3" in log

@@ -86,14 +86,17 @@ def write_manifest(
     classes: Sequence[str],
     image_root: str | Path,
     info: dict | None = None,
+    stored_root: str | None = None,
 ) -> dict:
     """Write ``records`` as a manifest at ``path`` (atomically) and return counts.
 
     Records are consumed one at a time and only their small dicts are kept. Image ids are
     1..N in record order. ``file_name`` is the record's path relative to ``image_root``, or
     absolute when it lies outside it. The record's ``extra`` fields are added to its image entry
-    (``Path`` values as strings). ``info`` is stored with ``image_root`` added. Nothing
-    time-dependent is written, so the same input gives the same bytes (stage hashes rely on it).
+    (``Path`` values as strings). ``info`` is stored with ``image_root`` added: the absolute
+    ``image_root``, or ``stored_root`` when given (e.g. ``"."`` for a dataset whose images live
+    beside the manifest, which keeps the folder movable). Nothing time-dependent is written, so
+    the same input gives the same bytes (stage hashes rely on it).
 
     Returns ``{"images": N, "annotations": M, "boxes_per_class": {class: count}}``.
     """
@@ -133,7 +136,7 @@ def write_manifest(
             })
             per_class[box.category] += 1
     document = {
-        "info": {**(info or {}), "image_root": image_root.as_posix()},
+        "info": {**(info or {}), "image_root": stored_root or image_root.as_posix()},
         "images": images,
         "annotations": annotations,
         "categories": [{"id": i, "name": name} for name, i in category_ids.items()],
