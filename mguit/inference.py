@@ -8,7 +8,7 @@ import torch
 
 from mguit.config import translator_config_from_dict
 from mguit.model import MGUIT
-from mguit.trainer import resolve_device
+from mguit.distributed import resolve_device
 
 
 def load_translator(path: str | Path, device: str | torch.device = "auto") -> MGUIT:

@@ -11,11 +11,12 @@ import logging
 import sys
 
 from pipeline import __version__, synthetic
-from pipeline.config import ConfigError, load_config
+from pipeline.config import ConfigError, TranslateConfig, load_config
 from pipeline.formats.common import DatasetError
 from pipeline.logs import add_run_log, setup_logging
 from pipeline.runner import Runner, StageError
 from pipeline.stages import STAGE_NAMES, STAGES
+from pipeline.translation import Shard, TranslationError
 
 logger = logging.getLogger("pipeline")
 
@@ -26,6 +27,8 @@ examples:
   pipeline run configs/kitti_to_cityscapes.yaml --only prepare
   pipeline stages configs/kitti_to_cityscapes.yaml
   pipeline synth --out data/synthetic --seed 0
+  pipeline translate --checkpoint runs/demo/translator/checkpoints/last.pt \
+      --input data/kitti/training --output runs/kitti_translated
 """
 
 
@@ -68,7 +71,56 @@ def build_parser() -> argparse.ArgumentParser:
     synth = sub.add_parser("synth", help="write the synthetic two-domain demo dataset",
                            description=(synthetic.__doc__ or "").split("\n\n")[0])
     synthetic.add_arguments(synth)
+    _add_translate_parser(sub)
     return parser
+
+
+def _shard(text: str) -> Shard:
+    try:
+        return Shard.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_translate_parser(sub: argparse._SubParsersAction) -> None:
+    d = TranslateConfig()
+    p = sub.add_parser(
+        "translate", help="translate a labeled dataset with a trained checkpoint (no config)",
+        description="Translate every image of a KITTI root or COCO manifest at native "
+                    "resolution: DIR/image_2/*.png (same names and sizes), DIR/label_2/*.txt "
+                    "(copies of the source labels), DIR/annotations.json (COCO), "
+                    "DIR/manifest.jsonl (hashes). Rerunning resumes. With --num-samples K > 1 "
+                    "the files are named <id>_s<k>.png / <id>_s<k>.txt. Under torchrun each "
+                    "rank translates its shard and rank 0 merges.",
+    )
+    p.add_argument("--checkpoint", metavar="PATH", help="MGUIT training checkpoint (last.pt)")
+    p.add_argument("--input", metavar="KITTI_ROOT|MANIFEST.json",
+                   help="a KITTI root (image_2/, label_2/) or a COCO manifest from prepare")
+    p.add_argument("--output", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--direction", choices=("source_to_target", "target_to_source"),
+                   default=d.direction)
+    p.add_argument("--num-samples", type=int, default=d.num_samples, metavar="K",
+                   help=f"style samples per image (default {d.num_samples})")
+    p.add_argument("--seed", type=int, default=d.seed, metavar="S",
+                   help="seed of the random styles of samples k >= 1")
+    p.add_argument("--shard", type=_shard, metavar="I/N",
+                   help="translate only shard I of N (0-based); the last to finish merges")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, metavar="B")
+    p.add_argument("--workers", type=int, default=d.workers, metavar="W",
+                   help=f"decoding processes (default {d.workers})")
+    p.add_argument("--writers", type=int, default=d.writers, metavar="W",
+                   help=f"PNG encoding threads (default {d.writers})")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
+    p.add_argument("--no-amp", dest="amp", action="store_false",
+                   help="no float16 autocast on CUDA")
+    p.add_argument("--no-channels-last", dest="channels_last", action="store_false")
+    p.add_argument("--png-compress-level", type=int, default=d.png_compress_level,
+                   metavar="0-9", help=f"zlib level (default {d.png_compress_level})")
+    p.add_argument("--on-bad-image", choices=("error", "skip"), default=d.on_bad_image)
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a translation with other settings found in DIR")
+    p.add_argument("--merge", action="store_true",
+                   help="only merge the shards in DIR (run apart, copied together)")
 
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
@@ -91,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "synth":
             return synthetic.run_from_args(args)
+        if args.command == "translate":
+            return _translate(parser, args)
         config = load_config(args.config, args.overrides)
         runner = Runner(config)
         if args.command == "stages":
@@ -104,12 +158,35 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         logger.error("config error: %s", exc)
         return 2
-    except (DatasetError, StageError) as exc:
+    except (DatasetError, StageError, TranslationError) as exc:
         logger.error("%s", exc)
         return 1
     except KeyboardInterrupt:
         logger.error("interrupted; rerun the same command to resume")
         return 130
+
+
+def _translate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from pipeline.translation import merge_outputs, translate_dataset
+
+    if args.merge:
+        summary = merge_outputs(args.output)
+        logger.info("merged %d outputs into %s", summary.reused, summary.output)
+        return 0
+    if not (args.checkpoint and args.input):
+        parser.error("translate needs --checkpoint and --input (or --merge)")
+    options = TranslateConfig(
+        direction=args.direction, num_samples=args.num_samples, seed=args.seed,
+        batch_size=args.batch_size, workers=args.workers, writers=args.writers, amp=args.amp,
+        channels_last=args.channels_last, png_compress_level=args.png_compress_level,
+        on_bad_image=args.on_bad_image)
+    try:
+        options.validate()
+    except ValueError as exc:
+        parser.error(f"invalid option: {exc}")
+    translate_dataset(args.input, args.output, args.checkpoint, options, device=args.device,
+                      shard=args.shard, overwrite=args.overwrite)
+    return 0
 
 
 def _print_stages(runner: Runner) -> int:

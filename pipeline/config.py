@@ -18,6 +18,7 @@ from typing import Literal, Optional
 
 import yaml
 
+from detection.config import DetectorConfig
 from mguit.config import TranslatorConfig
 from pipeline.schema import (ConfigError, Origin, build, field_paths, key_lines, section_type,
                              suggest, to_plain)
@@ -119,8 +120,10 @@ class TranslateConfig:
 
     See :mod:`pipeline.translation` for the output layout, resuming and sharding. Outputs are a
     pure function of (checkpoint, image, ``seed``, sample index): ``batch_size``, ``workers``,
-    ``writers`` and sharding change only the speed (and float rounding, see the module doc);
-    ``amp`` changes the arithmetic on CUDA and so the last grey level of some pixels.
+    ``writers`` and sharding change only the speed (and float rounding, see the module doc).
+    ``amp`` computes in float16 on CUDA and in bfloat16 on CPUs that do it natively (AMX,
+    AVX512-BF16), about twice as fast as float32 there; outputs then differ from float32 ones
+    by a few grey levels at most. ``amp: false`` computes in float32 everywhere.
     """
 
     split: Literal["source_train", "source_val", "target_train", "target_val"] = "source_train"
@@ -131,7 +134,7 @@ class TranslateConfig:
     batch_size: int = 8                  # images of one size per forward pass
     workers: int = 2                     # processes decoding source images
     writers: int = 2                     # threads encoding PNGs and writing files
-    amp: bool = True                     # float16 autocast, CUDA only
+    amp: bool = True                     # autocast: float16 on CUDA, bfloat16 on AMX CPUs
     channels_last: bool = True           # NHWC tensors: faster convolutions on GPU and oneDNN
     png_compress_level: int = 1          # 0-9; lossless at any level, 1 is ~5x faster than 6
     on_bad_image: Literal["error", "skip"] = "error"   # skip: listed in the manifest, counted
@@ -149,6 +152,14 @@ class TranslateConfig:
 
 
 @dataclass
+class EvaluateConfig:
+    """The ``evaluate`` stage: every detector on one split, per class (the paper's Table 3 uses
+    the target domain's validation split)."""
+
+    split: Literal["source_train", "source_val", "target_train", "target_val"] = "target_val"
+
+
+@dataclass
 class Config:
     """The whole experiment. Sections are added as the pipeline's stages land."""
 
@@ -156,6 +167,8 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
     translator: TranslatorConfig = field(default_factory=TranslatorConfig)
     translate: TranslateConfig = field(default_factory=TranslateConfig)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
     def validate(self) -> None:
         groups = [g for g in self.translator.memory.items if g != "background"]
@@ -182,7 +195,7 @@ class Config:
 PATH_FIELDS = ("data.source.root", "data.source.val_list", "data.source.train_annotations",
                "data.source.val_annotations", "data.target.root", "data.target.val_list",
                "data.target.train_annotations", "data.target.val_annotations", "run.dir",
-               "translate.checkpoint")
+               "translate.checkpoint", "detector.weights")
 
 
 def parse_override(text: str) -> tuple[str, object]:

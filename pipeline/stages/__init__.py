@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from pipeline.context import RunContext
-from pipeline.stages import prepare, train_translator
+from pipeline.stages import evaluate, prepare, train_detector, train_translator, translate
 
 
 @dataclass(frozen=True)
@@ -58,26 +58,27 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         name="translate",
         description="translate source_train into the target style (runs/<name>/translated/)",
-        config_keys=("data",),
-        inputs=lambda ctx: _manifests(ctx, "source_train"),
-        outputs=lambda ctx: [ctx.run_dir / "translated" / "annotations.json"],
-        tracked_in="issue #5",
+        config_keys=("translate",),
+        inputs=translate.input_paths,
+        outputs=translate.output_paths,
+        run=translate.run,
     ),
     Stage(
         name="train_detector",
-        description="train Faster R-CNN on source, translated and target sets",
-        config_keys=("data",),
-        inputs=_all_manifests,
-        outputs=lambda ctx: [ctx.run_dir / "detector"],
-        tracked_in="issue #6",
+        description="train Faster R-CNN on source, translated and target sets "
+                    "(runs/<name>/detector/<set>/)",
+        config_keys=("detector", "data.classes", "run.seed"),
+        inputs=train_detector.input_paths,
+        outputs=train_detector.output_paths,
+        run=train_detector.run,
     ),
     Stage(
         name="evaluate",
         description="evaluate each detector on target_val, per class (paper Table 3)",
-        config_keys=("data",),
-        inputs=lambda ctx: _manifests(ctx, "target_val"),
-        outputs=lambda ctx: [ctx.run_dir / "eval" / "metrics.json"],
-        tracked_in="issue #6",
+        config_keys=("evaluate", "detector", "data.classes"),
+        inputs=evaluate.input_paths,
+        outputs=evaluate.output_paths,
+        run=evaluate.run,
     ),
     Stage(
         name="metrics",

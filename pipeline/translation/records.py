@@ -80,7 +80,8 @@ def prepare_output_dir(out_dir: Path, settings: dict, overwrite: bool) -> None:
     """Make ``out_dir`` ready for a run with ``settings``: keep it (same settings: resume),
     clear translate's files from it (other settings and ``overwrite``), or refuse."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    entries = sorted(p.name for p in out_dir.iterdir())
+    # Temporary files may be another shard writing translate.json right now.
+    entries = sorted(p.name for p in out_dir.iterdir() if not _TEMP.fullmatch(p.name))
     foreign = [name for name in entries if not _is_own(name)]
     stored = read_settings(out_dir)
     if foreign or (stored is None and entries):

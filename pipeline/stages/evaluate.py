@@ -1,0 +1,155 @@
+"""The ``evaluate`` stage: every trained detector on ``evaluate.split`` (target_val), per class.
+
+Writes, under ``runs/<name>/eval/``:
+
+* ``predictions/<set>.json``: each detector's COCO results on the split;
+* ``metrics.json``: per detector, AP at IoU 0.5 per class, their mean (mAP), COCO AP@[.5:.95],
+  the training set's size, backend and iterations; and the split's images and boxes. AP values
+  are fractions in [0, 1], computed by pycocotools (:mod:`detection.evaluate`);
+* ``table.md``: the same numbers (in %) as a table shaped like the paper's Table 3, followed by
+  the paper's published KITTI -> Cityscapes rows, quoted for reference and marked as such (they
+  were not measured by this run and, on other data, are not comparable with it).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from detection.api import CARD
+from pipeline.stages.train_detector import detector_dir
+
+if TYPE_CHECKING:
+    from pipeline.context import RunContext
+
+logger = logging.getLogger(__name__)
+
+METRICS_VERSION = 1
+
+# Jeong et al., "Memory-guided Unsupervised Image-to-image Translation", CVPR 2021, Table 3:
+# per-class AP for KITTI -> Cityscapes (%), columns Pers., Car, Truc., Bic., mAP. Quoted as
+# printed; the paper's detector is trained on its own (translated) images, not by this run.
+PAPER_TABLE3_CLASSES = ("person", "car", "truck", "bicycle")
+PAPER_TABLE3 = (
+    ("DT [14]", (28.5, 40.7, 25.9, 29.7, 31.2)),
+    ("DAF [2]", (39.2, 40.2, 25.7, 48.9, 38.5)),
+    ("DARL [17]", (46.4, 58.7, 27.0, 49.1, 45.3)),
+    ("DAOD [36]", (47.3, 59.1, 28.3, 49.6, 46.1)),
+    ("DUNIT w/o IC [1]", (56.2, 59.5, 24.9, 48.2, 47.2)),
+    ("DUNIT w/ IC [1]", (60.7, 65.1, 32.7, 57.7, 54.1)),
+    ("MGUIT (Ours)", (58.3, 68.2, 33.4, 58.4, 54.6)),
+)
+
+ROW_NAMES = {
+    "source_only": "Source only",
+    "translated": "Translated (MGUIT)",
+    "oracle": "Oracle (target train)",
+    "source_plus_translated": "Source + translated",
+}
+
+
+def eval_dir(ctx: RunContext) -> Path:
+    return ctx.run_dir / "eval"
+
+
+def input_paths(ctx: RunContext) -> list[Path]:
+    return [ctx.manifest(ctx.config.evaluate.split),
+            *(detector_dir(ctx, s) / CARD for s in ctx.config.detector.train_sets)]
+
+
+def output_paths(ctx: RunContext) -> list[Path]:
+    out = eval_dir(ctx)
+    return [out / "metrics.json", out / "table.md",
+            *(out / "predictions" / f"{s}.json" for s in ctx.config.detector.train_sets)]
+
+
+def run(ctx: RunContext) -> dict:
+    from detection import DetectionError, evaluate, predict, read_card
+    from detection.files import write_bytes, write_json
+    from detection.manifest import load_manifest
+    from pipeline.runner import StageError  # here: the runner imports the stages
+
+    cfg = ctx.config
+    split, classes = cfg.evaluate.split, cfg.data.classes
+    manifest = ctx.manifest(split)
+    out = eval_dir(ctx)
+    detectors = {}
+    try:
+        summary = load_manifest(manifest, classes).summary()
+        for train_set in cfg.detector.train_sets:
+            card = read_card(detector_dir(ctx, train_set))
+            predictions = out / "predictions" / f"{train_set}.json"
+            predict(detector_dir(ctx, train_set) / card["checkpoint"], manifest, predictions,
+                    cfg.detector, cfg.run.device)
+            metrics = evaluate(manifest, predictions, classes)
+            detectors[train_set] = {
+                "backend": card["backend"],
+                "iterations": card["iterations"],
+                "train_manifests": [t["manifest"] for t in card["train"]],
+                "train_images": card["images"],
+                "train_boxes": card["boxes"],
+                "ap50": metrics["ap50"],
+                "map50": metrics["map50"],
+                "ap": metrics["ap"],
+                "ap_per_class": metrics["ap_per_class"],
+                "detections": metrics["detections"],
+                "predictions": predictions.relative_to(ctx.run_dir).as_posix(),
+            }
+    except DetectionError as exc:
+        raise StageError(f"evaluate: {exc}") from None
+    document = {
+        "version": METRICS_VERSION,
+        "run": cfg.run.name,
+        "split": split,
+        "manifest": str(manifest),
+        "classes": classes,
+        **summary,
+        "metric": "COCO-style AP from pycocotools (101-point interpolation, all sizes, up to "
+                  f"{cfg.detector.test.detections_per_image} detections per image), fractions "
+                  "in [0, 1]: ap50 per class at IoU 0.5, map50 their mean over the classes "
+                  "with boxes, ap at IoU 0.5:0.95",
+        "detectors": detectors,
+    }
+    table = format_table(document)
+    write_json(out / "metrics.json", document)
+    write_bytes(out / "table.md", table.encode("utf-8"))
+    logger.info("detection on %s (AP at IoU 0.5, %%) -> %s\n%s", split, out / "metrics.json",
+                table)
+    return {s: {"map50": round(d["map50"], 4) if d["map50"] is not None else None,
+                "ap": round(d["ap"], 4) if d["ap"] is not None else None}
+            for s, d in detectors.items()}
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}"
+
+
+def format_table(metrics: dict) -> str:
+    """A markdown table shaped like the paper's Table 3: this run's detectors (AP at IoU 0.5
+    per class, mAP, AP@[.5:.95], in %), then the paper's rows, quoted and marked."""
+    classes = metrics["classes"]
+    header = ["Training set", *(c.capitalize() for c in classes), "mAP", "AP@[.5:.95]",
+              "Iterations"]
+    rows = [header, ["---"] + ["---:"] * (len(header) - 1)]
+    for train_set, d in metrics["detectors"].items():
+        rows.append([f"{ROW_NAMES.get(train_set, train_set)}, this run",
+                     *(_percent(d["ap50"][c]) for c in classes), _percent(d["map50"]),
+                     _percent(d["ap"]), str(d["iterations"])])
+    quoted = [c for c in classes if c in PAPER_TABLE3_CLASSES]
+    if quoted:
+        same_classes = list(classes) == list(PAPER_TABLE3_CLASSES)
+        for name, values in PAPER_TABLE3:
+            per_class = dict(zip(PAPER_TABLE3_CLASSES, values))
+            rows.append([f"*{name}, quoted from the paper*",
+                         *(f"*{per_class[c]:.1f}*" if c in per_class else "–" for c in classes),
+                         f"*{values[-1]:.1f}*" if same_classes else "–", "–", "–"])
+    lines = ["| " + " | ".join(r) + " |" for r in rows]
+    first = next(iter(metrics["detectors"].values()))
+    title = (f"Detection on {metrics['split']} of run {metrics['run']}: {metrics['images']} "
+             f"images, {metrics['boxes']['total']} boxes; AP at IoU 0.5 (%), "
+             f"backend {first['backend']}.")
+    note = ("Rows in *italics* are quoted from Jeong et al., CVPR 2021, Table 3 (KITTI -> "
+            "Cityscapes, Faster R-CNN) for reference: they were not measured by this run and "
+            "are comparable with it only on the same data and detector.") if quoted else ""
+    return "\n".join([title, "", *lines, "", note]).rstrip() + "\n"

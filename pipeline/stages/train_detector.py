@@ -1,0 +1,78 @@
+"""The ``train_detector`` stage: one Faster R-CNN per entry of ``detector.train_sets``.
+
+* ``source_only``: ``data/source_train.json`` (the source domain as it is);
+* ``translated``: ``translated/annotations.json`` (the translate stage's output);
+* ``oracle``: ``data/target_train.json`` (the target domain's own labels);
+* ``source_plus_translated``: both source sets.
+
+Each goes to ``runs/<name>/detector/<set>/`` (checkpoints, TensorBoard logs, ``detector.json``;
+see :mod:`detection.api`). An interrupted training resumes; a detector whose settings and data
+are unchanged is not trained again, and one whose settings or data changed (a new translation,
+another lr) is trained again from scratch.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from detection.api import CARD
+
+if TYPE_CHECKING:
+    from pipeline.context import RunContext
+
+logger = logging.getLogger(__name__)
+
+TRANSLATED = Path("translated") / "annotations.json"
+
+
+def train_manifests(ctx: RunContext, train_set: str) -> list[Path]:
+    """The manifests a training set is made of."""
+    translated = ctx.run_dir / TRANSLATED
+    return {
+        "source_only": [ctx.manifest("source_train")],
+        "translated": [translated],
+        "oracle": [ctx.manifest("target_train")],
+        "source_plus_translated": [ctx.manifest("source_train"), translated],
+    }[train_set]
+
+
+def detector_dir(ctx: RunContext, train_set: str) -> Path:
+    return ctx.run_dir / "detector" / train_set
+
+
+def input_paths(ctx: RunContext) -> list[Path]:
+    paths: list[Path] = []
+    for train_set in ctx.config.detector.train_sets:
+        paths += [p for p in train_manifests(ctx, train_set) if p not in paths]
+    if ctx.config.detector.weights:
+        paths.append(Path(ctx.config.detector.weights))
+    return paths
+
+
+def output_paths(ctx: RunContext) -> list[Path]:
+    return [detector_dir(ctx, s) / CARD for s in ctx.config.detector.train_sets]
+
+
+def run(ctx: RunContext) -> dict:
+    from detection import DetectionError, read_card, train
+    from pipeline.runner import StageError  # here: the runner imports the stages
+
+    # A missing translated/annotations.json is reported by the runner before this runs: it is
+    # the translate stage's output, so the message says to run that stage first.
+    cfg = ctx.config
+    results = {}
+    for train_set in cfg.detector.train_sets:
+        out_dir = detector_dir(ctx, train_set)
+        logger.info("detector %s: training on %s", train_set,
+                    ", ".join(str(p) for p in train_manifests(ctx, train_set)))
+        try:
+            train(train_manifests(ctx, train_set), out_dir, cfg.detector, cfg.run.device,
+                  classes=cfg.data.classes, seed=cfg.run.seed, on_change="restart")
+        except DetectionError as exc:
+            raise StageError(f"train_detector {train_set}: {exc}") from None
+        card = read_card(out_dir)
+        results[train_set] = {k: card[k] for k in ("backend", "iterations", "images", "seconds")}
+    return results
+
