@@ -22,7 +22,7 @@ from pathlib import Path
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe_machine  # noqa: E402
+from machine import describe_machine, write_report  # noqa: E402
 
 LABELS = ("Car 0.00 0 -1.58 10.00 5.00 40.00 25.00 1.65 1.67 3.64 -0.65 1.71 46.70 -1.59\n"
           "Pedestrian 0.00 0 0.21 45.00 4.00 52.00 28.00 1.80 0.60 0.80 1.00 1.70 20.00 0.25\n"
@@ -84,11 +84,7 @@ def main() -> None:
             print(json.dumps(results[-1]), flush=True)
     report = {"benchmark": "prepare", "machine": describe_machine(), "results": results,
               "note": "peak RSS of the prepare process (image headers only, verify off)"}
-    text = json.dumps(report, indent=2)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
-    print(text)
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe_machine  # noqa: E402
+from machine import describe_machine, write_report  # noqa: E402
 
 from mguit.config import TranslatorConfig  # noqa: E402
 from mguit.memory import ClassAwareMemory  # noqa: E402
@@ -124,11 +124,7 @@ def main() -> None:
     report = {"benchmark": "train_step", "size": args.size, "model": "paper (C=256, N=20)",
               "device": str(device), "amp": args.amp, "steps": args.steps,
               "machine": describe_machine(), "results": results}
-    text = json.dumps(report, indent=2)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
-    print(text)
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ samples more of those swings, so compare the peaks with that in mind.)
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -46,7 +45,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe_machine  # noqa: E402
+from machine import describe_machine, write_report  # noqa: E402
 
 from mguit import load_translator  # noqa: E402
 from mguit.config import TranslatorConfig  # noqa: E402
@@ -230,11 +229,7 @@ def main() -> None:
             report["speed"] = speed(work, args, options)
         if args.rss_images:
             report["memory"] = memory(work, args, options)
-    text = json.dumps(report, indent=2)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
-    print(text)
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":
