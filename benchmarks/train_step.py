@@ -35,6 +35,18 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def mean_seconds(fn, steps: int, warmup: int, device: torch.device) -> float:
+    """Mean wall time of ``fn()`` over ``steps`` calls after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    _sync(device)
+    return (time.perf_counter() - start) / steps
+
+
 def time_training_step(cfg: TranslatorConfig, batch: int, size: int, steps: int, warmup: int,
                        device: torch.device, amp: bool) -> float:
     torch.manual_seed(0)
@@ -64,14 +76,7 @@ def time_training_step(cfg: TranslatorConfig, batch: int, size: int, steps: int,
         scaler.update()
         model.update_memory(out)
 
-    for _ in range(warmup):
-        step()
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    _sync(device)
-    return (time.perf_counter() - start) / steps
+    return mean_seconds(step, steps, warmup, device)
 
 
 def time_memory_work(cfg: TranslatorConfig, batch: int, size: int, steps: int,
@@ -91,13 +96,7 @@ def time_memory_work(cfg: TranslatorConfig, batch: int, size: int, steps: int,
         total.backward()
         mem.update(c.detach(), s.detach(), c.detach(), s.detach(), mask, mask)
 
-    work()
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        work()
-    _sync(device)
-    return (time.perf_counter() - start) / steps
+    return mean_seconds(work, steps, 1, device)
 
 
 def main() -> None:
