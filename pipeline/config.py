@@ -29,6 +29,8 @@ KITTI_CLASS_MAP = {
 }
 CITYSCAPES_CLASS_MAP = {"person": "person", "car": "car", "truck": "truck", "bicycle": "bicycle"}
 
+Split = Literal["source_train", "source_val", "target_train", "target_val"]
+
 
 @dataclass
 class RunConfig:
@@ -126,7 +128,7 @@ class TranslateConfig:
     by a few grey levels at most. ``amp: false`` computes in float32 everywhere.
     """
 
-    split: Literal["source_train", "source_val", "target_train", "target_val"] = "source_train"
+    split: Split = "source_train"
     direction: Literal["source_to_target", "target_to_source"] = "source_to_target"
     checkpoint: Optional[str] = None     # null: runs/<name>/translator/checkpoints/last.pt
     num_samples: int = 1                 # K styles per image; K > 1 names files <id>_s<k>.png
@@ -156,7 +158,67 @@ class EvaluateConfig:
     """The ``evaluate`` stage: every detector on one split, per class (the paper's Table 3 uses
     the target domain's validation split)."""
 
-    split: Literal["source_train", "source_val", "target_train", "target_val"] = "target_val"
+    split: Split = "target_val"
+
+
+@dataclass
+class MetricsConfig:
+    """The ``metrics`` stage: translation quality -> ``runs/<name>/eval/translation.json``.
+
+    Network weights are local files (nothing is downloaded); a metric whose weights are not set
+    is skipped with a message and the others still run. The per-class style distance needs no
+    weights.
+    """
+
+    real_split: Split = "target_val"       # the target images translations are compared with
+    inception_weights: Optional[str] = None   # FID, KID, IS: Inception-v3 (torch-fidelity's pt_inception-2015-12-05)
+    lpips_weights: Optional[str] = None       # LPIPS backbone (torchvision AlexNet state dict)
+    classifier: Optional[str] = None          # IS/CIS classifier (TorchScript); null: Inception
+    diversity_images: int = 100           # inputs for LPIPS diversity and CIS
+    diversity_samples: int = 10           # style samples per input (pairs are compared)
+    seed: int = 0
+    batch_size: int = 16
+
+    def validate(self) -> None:
+        for name in ("diversity_images", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"metrics.{name} must be >= 1")
+        if self.diversity_samples < 2:
+            raise ValueError("metrics.diversity_samples must be >= 2 (diversity compares pairs)")
+
+
+@dataclass
+class ReportConfig:
+    """The ``report`` stage: ``runs/<name>/report/index.html``, readable without a server."""
+
+    grid_images: int = 6                  # source images shown in the grids (fixed selection)
+    grid_samples: int = 3                 # extra style samples per grid row
+    seed: int = 0                         # picks the grid images and the samples' styles
+    thumbnail_height: int = 160           # pixels; grid images are scaled to this height
+
+    def validate(self) -> None:
+        for name in ("grid_images", "thumbnail_height"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"report.{name} must be >= 1")
+        if self.grid_samples < 0:
+            raise ValueError("report.grid_samples must be >= 0")
+
+
+@dataclass
+class InspectConfig:
+    """The ``inspect`` stage and ``pipeline inspect``: a FiftyOne dataset of the run."""
+
+    dataset_name: Optional[str] = None    # null: the run's name
+    database_dir: Optional[str] = None    # null: FIFTYONE_DATABASE_DIR or FiftyOne's default
+    iou: float = 0.5                      # evaluate_detections' IoU (the paper's AP50)
+    address: str = "127.0.0.1"            # the App listens here; --remote changes it
+    port: int = 5151
+
+    def validate(self) -> None:
+        if not 0 < self.iou < 1:
+            raise ValueError("inspect.iou must be in (0, 1)")
+        if not 0 < self.port < 65536:
+            raise ValueError("inspect.port must be a TCP port")
 
 
 @dataclass
@@ -169,6 +231,9 @@ class Config:
     translate: TranslateConfig = field(default_factory=TranslateConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+    inspect: InspectConfig = field(default_factory=InspectConfig)
 
     def validate(self) -> None:
         groups = [g for g in self.translator.memory.items if g != "background"]
@@ -195,7 +260,8 @@ class Config:
 PATH_FIELDS = ("data.source.root", "data.source.val_list", "data.source.train_annotations",
                "data.source.val_annotations", "data.target.root", "data.target.val_list",
                "data.target.train_annotations", "data.target.val_annotations", "run.dir",
-               "translate.checkpoint", "detector.weights")
+               "translate.checkpoint", "detector.weights", "metrics.inception_weights",
+               "metrics.lpips_weights", "metrics.classifier", "inspect.database_dir")
 
 
 def parse_override(text: str) -> tuple[str, object]:
