@@ -27,3 +27,13 @@ def make_png():
         return path
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> tuple[Path, Path]:
+    """``(config_path, run_dir)`` of a tiny run finished through ``evaluate`` (small random
+    networks, see ``tests/tiny_run.py``). Shared by the session: tests must not modify it;
+    copy it (``shutil.copytree``) to change it."""
+    from tiny_run import make_tiny_run
+
+    return make_tiny_run(tmp_path_factory.mktemp("tiny_run"))
