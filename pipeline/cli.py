@@ -10,7 +10,7 @@ import argparse
 import logging
 import sys
 
-from pipeline import __version__, synthetic
+from pipeline import __version__, ablation, synthetic
 from pipeline.config import ConfigError, TranslateConfig, load_config
 from pipeline.formats.common import DatasetError
 from pipeline.logs import add_run_log, setup_logging
@@ -27,6 +27,7 @@ examples:
   pipeline run configs/kitti_to_cityscapes.yaml --only prepare
   pipeline stages configs/kitti_to_cityscapes.yaml
   pipeline synth --out data/synthetic --seed 0
+  pipeline ablate configs/demo.yaml
   pipeline translate --checkpoint runs/demo/translator/checkpoints/last.pt \
       --input data/kitti/training --output runs/kitti_translated
 """
@@ -72,6 +73,20 @@ def build_parser() -> argparse.ArgumentParser:
                            description=(synthetic.__doc__ or "").split("\n\n")[0])
     synthetic.add_arguments(synth)
     _add_translate_parser(sub)
+
+    ablate = sub.add_parser(
+        "ablate", help="the paper's ablation: single/class-aware memory x triplet/contrastive "
+                       "loss, one table",
+        description="Train and evaluate the paper's four memory variants (section 4.3, "
+                    "Table 4) on the same data and seed: runs/<name>_<variant>/ for sm_tl, "
+                    "sm_cl, cm_tl, cm_cl (prepare through metrics, resuming what is done), "
+                    "then one table in runs/<name>_ablation/ablation.{json,md}.")
+    _add_config_args(ablate)
+    ablate.add_argument("--variants", type=_stage_list, default=list(ablation.VARIANT_KEYS),
+                        metavar="V[,V]", help="variants to run (default: "
+                        f"{','.join(ablation.VARIANT_KEYS)})")
+    ablate.add_argument("--force", action="store_true",
+                        help="rerun every stage of the variants even when up to date")
     return parser
 
 
@@ -145,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
             return synthetic.run_from_args(args)
         if args.command == "translate":
             return _translate(parser, args)
+        if args.command == "ablate":
+            return _ablate(parser, args)
         config = load_config(args.config, args.overrides)
         runner = Runner(config)
         if args.command == "stages":
@@ -186,6 +203,15 @@ def _translate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int
         parser.error(f"invalid option: {exc}")
     translate_dataset(args.input, args.output, args.checkpoint, options, device=args.device,
                       shard=args.shard, overwrite=args.overwrite)
+    return 0
+
+
+def _ablate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    unknown = [v for v in args.variants if v not in ablation.VARIANT_KEYS]
+    if unknown:
+        parser.error(f"unknown variant(s) {', '.join(unknown)} "
+                     f"(variants: {', '.join(ablation.VARIANT_KEYS)})")
+    ablation.run_ablation(args.config, args.overrides, tuple(args.variants), force=args.force)
     return 0
 
 

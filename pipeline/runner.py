@@ -106,7 +106,8 @@ class Runner:
         if record is None:
             return StageStatus(stage.name, "todo", "never finished in this run directory")
         old, new = _flatten(record["config"]), _flatten(self._config_slice(stage))
-        changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+        changed = sorted(k for k in old.keys() | new.keys()
+                         if old.get(k) != new.get(k) and k not in stage.speed_keys)
         if changed:
             key = changed[0]
             more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipeline.ablation import VARIANTS, variant_config
 from pipeline.config import (Config, ConfigError, DataConfig, dump_config, load_config,
                              parse_override)
+from pipeline.schema import to_plain
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -184,11 +186,15 @@ def test_base_inheritance_merges_and_reports_the_right_file(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["sm_tl", "sm_cl", "cm_tl", "cm_cl"])
-def test_ablation_configs_differ_from_the_demo_only_in_the_memory(name):
+def test_ablation_configs_are_the_runs_pipeline_ablate_makes(name, monkeypatch):
+    monkeypatch.chdir(ROOT)
     demo = load_config(ROOT / "configs" / "demo.yaml", base_dir=ROOT)
     ablation = load_config(ROOT / "configs" / "ablations" / f"{name}.yaml", base_dir=ROOT)
     variant = {"sm": "single", "cm": "class_aware"}[name[:2]]
     loss = {"tl": "triplet", "cl": "contrastive"}[name[3:]]
     assert (ablation.translator.memory.variant, ablation.translator.memory.loss) == (variant, loss)
     assert ablation.data == demo.data and ablation.translator.train == demo.translator.train
-    assert ablation.run.name == f"ablation_{name}"
+    assert ablation.run.name == f"demo_{name}"
+    (made,) = [v for v in VARIANTS if v.key == name]
+    assert to_plain(variant_config(ROOT / "configs" / "demo.yaml", [], made, "demo")) == \
+        to_plain(ablation)

@@ -17,7 +17,7 @@ from pipeline import synthetic
 from pipeline.cli import main
 from pipeline.config import load_config
 from pipeline.runner import Runner, StageError
-from pipeline.stages import STAGE_NAMES, STAGES, prepare
+from pipeline.stages import STAGE_NAMES, STAGES, Stage, prepare
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +100,19 @@ def test_unchanged_stage_is_skipped_and_changes_make_it_stale(tmp_path, tiny_dat
     changed.run(stage)
     changed.ctx.manifest("target_val").unlink()
     assert changed.status(stage[0]).reason.startswith("output missing")
+
+
+def test_speed_keys_do_not_make_a_finished_stage_stale(tmp_path, tiny_data):
+    stage = Stage(name="probe", description="", config_keys=("translate",),
+                  inputs=lambda ctx: [], outputs=lambda ctx: [], run=lambda ctx: {"ran": 1},
+                  speed_keys=("translate.workers",))
+    config_path = write_config(tmp_path, tiny_data)
+    assert Runner(load_config(config_path)).run([stage]) == {"probe": {"ran": 1}}
+    faster = Runner(load_config(config_path, ["translate.workers=7"]))
+    assert faster.status(stage).state == "done"
+    assert faster.run([stage]) == {}
+    other = Runner(load_config(config_path, ["translate.seed=3"]))
+    assert other.status(stage).reason == "config changed: translate.seed: 0 -> 3"
 
 
 def test_unimplemented_stages_refuse_with_the_tracking_issue(tmp_path, tiny_data):

@@ -28,6 +28,9 @@ class Stage:
     outputs: Callable[[RunContext], list[Path]]
     run: Callable[[RunContext], dict] | None = None
     tracked_in: str = ""
+    # Config keys that change only speed or logging, not the stage's outputs: changing them
+    # does not make a finished stage stale.
+    speed_keys: tuple[str, ...] = ()
 
 
 def _manifests(ctx: RunContext, *splits: str) -> list[Path]:
@@ -54,6 +57,7 @@ STAGES: tuple[Stage, ...] = (
         inputs=lambda ctx: _manifests(ctx, "source_train", "target_train"),
         outputs=lambda ctx: [ctx.run_dir / "translator" / "checkpoints" / "last.pt"],
         run=train_translator.run,
+        speed_keys=("translator.train.num_workers", "translator.train.log_every"),
     ),
     Stage(
         name="translate",
@@ -62,6 +66,7 @@ STAGES: tuple[Stage, ...] = (
         inputs=translate.input_paths,
         outputs=translate.output_paths,
         run=translate.run,
+        speed_keys=("translate.workers", "translate.writers"),
     ),
     Stage(
         name="train_detector",
@@ -71,6 +76,7 @@ STAGES: tuple[Stage, ...] = (
         inputs=train_detector.input_paths,
         outputs=train_detector.output_paths,
         run=train_detector.run,
+        speed_keys=("detector.num_workers", "detector.solver.log_every"),
     ),
     Stage(
         name="evaluate",
