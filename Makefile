@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/pipeline synth --out data/synthetic
-	$(BIN)/pipeline run configs/demo.yaml --to evaluate
+	$(BIN)/pipeline run configs/demo.yaml
 	$(BIN)/pipeline stages configs/demo.yaml
 
 # pytest exits 5 when it collected no tests: that is a broken suite, not a pass.

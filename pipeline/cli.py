@@ -11,7 +11,7 @@ import logging
 import sys
 
 from pipeline import __version__, ablation, synthetic
-from pipeline.config import ConfigError, TranslateConfig, load_config
+from pipeline.config import ConfigError, MetricsConfig, TranslateConfig, load_config
 from pipeline.formats.common import DatasetError
 from pipeline.logs import add_run_log, setup_logging
 from pipeline.runner import Runner, StageError
@@ -27,9 +27,13 @@ examples:
   pipeline run configs/kitti_to_cityscapes.yaml --only prepare
   pipeline stages configs/kitti_to_cityscapes.yaml
   pipeline synth --out data/synthetic --seed 0
+  pipeline metrics --real runs/demo/data/target_val.json \
+      --fake runs/demo/translated/annotations.json --inception-weights weights/inception.pth
   pipeline ablate configs/demo.yaml
   pipeline translate --checkpoint runs/demo/translator/checkpoints/last.pt \
       --input data/kitti/training --output runs/kitti_translated
+  pipeline inspect runs/demo
+  pipeline export runs/demo --set translated --format yolo --out exports/demo_yolo
 """
 
 
@@ -73,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                            description=(synthetic.__doc__ or "").split("\n\n")[0])
     synthetic.add_arguments(synth)
     _add_translate_parser(sub)
+    _add_metrics_parser(sub)
 
     ablate = sub.add_parser(
         "ablate", help="the paper's ablation: single/class-aware memory x triplet/contrastive "
@@ -87,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
                         f"{','.join(ablation.VARIANT_KEYS)})")
     ablate.add_argument("--force", action="store_true",
                         help="rerun every stage of the variants even when up to date")
+    _add_inspection_parsers(sub)
     return parser
 
 
@@ -138,6 +144,78 @@ def _add_translate_parser(sub: argparse._SubParsersAction) -> None:
                    help="only merge the shards in DIR (run apart, copied together)")
 
 
+def _add_metrics_parser(sub: argparse._SubParsersAction) -> None:
+    d = MetricsConfig()
+    p = sub.add_parser(
+        "metrics", help="FID, KID, IS (and style distance, LPIPS diversity, CIS) between two "
+                        "image sets (no config)",
+        description="Translation quality of --fake against --real, each a folder of images "
+                    "(searched recursively) or a COCO manifest: FID and KID (Inception-v3 "
+                    "features), IS (Inception-v3 or --classifier), the per-class style "
+                    "distance (needs boxes: manifests), and, when --fake is a translate "
+                    "output with several samples per image, LPIPS diversity and CIS. Weights "
+                    "are local files; a metric without its weights is skipped. Definitions: "
+                    "README, Translation quality.")
+    p.add_argument("--real", required=True, metavar="DIR|MANIFEST.json",
+                   help="the target-domain images")
+    p.add_argument("--fake", required=True, metavar="DIR|MANIFEST.json",
+                   help="the translated images (a translate output: its annotations.json)")
+    p.add_argument("--source", metavar="MANIFEST.json",
+                   help="the untranslated inputs: the style distance's reference")
+    p.add_argument("--inception-weights", metavar="PATH",
+                   help="torch-fidelity's weights-inception-2015-12-05-6726825d.pth "
+                        "(FID, KID, IS)")
+    p.add_argument("--lpips-weights", metavar="PATH",
+                   help="torchvision's alexnet-owt-7be5be79.pth (LPIPS diversity)")
+    p.add_argument("--classifier", metavar="PATH",
+                   help="TorchScript classifier for IS and CIS: float RGB (B, 3, H, W) in "
+                        "[0, 1] -> (B, C) logits (default: Inception-v3)")
+    p.add_argument("--out", metavar="FILE", help="write the results here as JSON "
+                                                 "(default: print them)")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, metavar="B")
+    p.add_argument("--seed", type=int, default=d.seed, metavar="S",
+                   help="seeds KID's subsets and IS's splits")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
+
+
+def _metrics(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    import json
+
+    from mguit.distributed import resolve_device
+    from pipeline.formats.common import atomic_write_text
+    from pipeline.metrics.errors import MetricsError
+    from pipeline.metrics.images import read_image_set
+    from pipeline.metrics.suite import (Options, WeightNames, compare_image_sets,
+                                        format_summary, load_networks)
+
+    if args.batch_size < 1:
+        parser.error("--batch-size must be >= 1")
+    try:
+        device = resolve_device(args.device)
+    except RuntimeError as exc:
+        parser.error(str(exc))
+    real, fake = read_image_set(args.real), read_image_set(args.fake)
+    source = read_image_set(args.source) if args.source else None
+    try:
+        networks = load_networks(args.inception_weights, args.lpips_weights, args.classifier,
+                                 device, WeightNames("--inception-weights", "--lpips-weights",
+                                                     "--classifier"))
+        document = compare_image_sets(real, fake, source, networks,
+                                      Options(batch_size=args.batch_size, seed=args.seed),
+                                      device)
+    except MetricsError as exc:
+        logger.error("%s", exc)
+        return 1
+    text = json.dumps(document, indent=2) + "\n"
+    if args.out:
+        atomic_write_text(args.out, text)
+    else:
+        sys.stdout.write(text)
+    logger.info("translation quality of %s against %s%s\n%s", fake.origin, real.origin,
+                f" -> {args.out}" if args.out else "", format_summary(document))
+    return 0
+
+
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="experiment YAML file (see configs/)")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
@@ -160,8 +238,12 @@ def main(argv: list[str] | None = None) -> int:
             return synthetic.run_from_args(args)
         if args.command == "translate":
             return _translate(parser, args)
+        if args.command == "metrics":
+            return _metrics(parser, args)
         if args.command == "ablate":
             return _ablate(parser, args)
+        if args.command in ("inspect", "export"):
+            return _inspection(args)
         config = load_config(args.config, args.overrides)
         runner = Runner(config)
         if args.command == "stages":
@@ -213,6 +295,66 @@ def _ablate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
                      f"(variants: {', '.join(ablation.VARIANT_KEYS)})")
     ablation.run_ablation(args.config, args.overrides, tuple(args.variants), force=args.force)
     return 0
+
+
+def _port(text: str) -> int:
+    if not (text.isdigit() and 0 < int(text) < 65536):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (1-65535)")
+    return int(text)
+
+
+def _add_inspection_parsers(sub: argparse._SubParsersAction) -> None:
+    from pipeline.config import InspectConfig
+    from pipeline.inspection.export import FORMATS, SETS
+
+    d = InspectConfig()
+    p = sub.add_parser(
+        "inspect", help="look at a run in the FiftyOne App (builds or refreshes its dataset)",
+        description="Build or refresh the run's FiftyOne dataset (grouped: source / translated "
+                    "/ target slices, ground truth, each detector's predictions and "
+                    "evaluate_detections results), then serve the App on it until Ctrl-C. "
+                    "The settings come from RUN_DIR/config.resolved.yaml (inspect: section).")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="the run's folder, runs/<name>")
+    p.add_argument("--port", type=_port, metavar="PORT",
+                   help=f"the App's port (default inspect.port, {d.port})")
+    p.add_argument("--remote", action="store_true",
+                   help=f"listen on every interface (0.0.0.0), not inspect.address "
+                        f"({d.address}); anyone who can reach this machine sees the App")
+    p.add_argument("--no-app", dest="app", action="store_false",
+                   help="only build or refresh the dataset")
+    e = sub.add_parser(
+        "export", help="write a set of a run as COCO, YOLO, VOC or KITTI (via FiftyOne)",
+        description="Export the images and boxes of one set of a run, with the run's classes "
+                    "in the config's order. DIR is written whole or not at all.")
+    e.add_argument("run_dir", metavar="RUN_DIR", help="the run's folder, runs/<name>")
+    e.add_argument("--set", dest="set_name", required=True, choices=SETS,
+                   help="translated: translated/annotations.json (every style sample); the "
+                        "others: data/<set>.json")
+    e.add_argument("--format", required=True, choices=FORMATS)
+    e.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    e.add_argument("--overwrite", action="store_true", help="replace a non-empty DIR")
+
+
+def _inspection(args: argparse.Namespace) -> int:
+    from pipeline.inspection import InspectionError, app, runfiles
+    from pipeline.inspection.dataset import build_dataset
+    from pipeline.inspection.export import export_set
+
+    try:
+        ctx = runfiles.load_run(args.run_dir)
+        add_run_log(ctx.run_dir)
+        logger.info("pipeline %s: %s %s", __version__, args.command, ctx.run_dir)
+        if args.command == "export":
+            export_set(ctx, args.set_name, args.format, args.out, overwrite=args.overwrite)
+            return 0
+        summary = build_dataset(ctx)
+        if args.app:
+            address, port = app.app_address(ctx.config.inspect, args.remote, args.port)
+            app.serve(summary.name, ctx.config.inspect.database_dir, address, port)
+        return 0
+    except InspectionError as exc:
+        logger.error("%s", exc)
+        return 1
 
 
 def _print_stages(runner: Runner) -> int:

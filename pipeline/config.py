@@ -167,22 +167,31 @@ class MetricsConfig:
 
     Network weights are local files (nothing is downloaded); a metric whose weights are not set
     is skipped with a message and the others still run. The per-class style distance needs no
-    weights.
+    weights. Definitions: :mod:`pipeline.metrics` and the README's *Translation quality*.
     """
 
     real_split: Split = "target_val"       # the target images translations are compared with
-    inception_weights: Optional[str] = None   # FID, KID, IS: Inception-v3 (torch-fidelity's pt_inception-2015-12-05)
+    # FID, KID, IS: torch-fidelity's Inception-v3, weights-inception-2015-12-05-6726825d.pth
+    inception_weights: Optional[str] = None
     lpips_weights: Optional[str] = None       # LPIPS backbone (torchvision AlexNet state dict)
     classifier: Optional[str] = None          # IS/CIS classifier (TorchScript); null: Inception
+    diversity_split: Optional[Split] = None   # LPIPS/CIS inputs; null: translate.split
     diversity_images: int = 100           # inputs for LPIPS diversity and CIS
-    diversity_samples: int = 10           # style samples per input (pairs are compared)
-    seed: int = 0
-    batch_size: int = 16
+    diversity_samples: int = 10           # style samples per input (all pairs are compared)
+    seed: int = 0                         # picks the diversity inputs, their styles, KID subsets
+    batch_size: int = 16                  # images per forward pass of the metric networks
+    kid_subset_size: int = 1000           # KID's subset size (capped at the number of images)
+    kid_subsets: int = 100                # KID's number of subsets
+    is_splits: int = 10                   # IS over the translated images: splits (capped)
+    style_pixels_per_box: int = 256       # style distance: pixels sampled per box, at most
 
     def validate(self) -> None:
-        for name in ("diversity_images", "batch_size"):
+        for name in ("diversity_images", "batch_size", "kid_subsets", "is_splits",
+                     "style_pixels_per_box"):
             if getattr(self, name) < 1:
                 raise ValueError(f"metrics.{name} must be >= 1")
+        if self.kid_subset_size < 2:
+            raise ValueError("metrics.kid_subset_size must be >= 2 (KID compares pairs)")
         if self.diversity_samples < 2:
             raise ValueError("metrics.diversity_samples must be >= 2 (diversity compares pairs)")
 

@@ -36,13 +36,13 @@ CONTENT_HASH_LIMIT = 64 * 2**20
 
 
 class StageError(RuntimeError):
-    """A stage cannot run as asked (not implemented, inputs missing, unknown name)."""
+    """A stage cannot run as asked (inputs missing, unknown name, bad data)."""
 
 
 @dataclass(frozen=True)
 class StageStatus:
     stage: str
-    state: str  # done | stale | todo | not implemented
+    state: str  # done | stale | todo
     reason: str
 
 
@@ -99,9 +99,6 @@ class Runner:
         return {k: to_plain(self.ctx.config.section(k)) for k in stage.config_keys}
 
     def status(self, stage: Stage, state: dict | None = None) -> StageStatus:
-        if stage.run is None:
-            return StageStatus(stage.name, "not implemented",
-                               f"not implemented yet (tracked in {stage.tracked_in})")
         record = (state or self.load_state())["stages"].get(stage.name)
         if record is None:
             return StageStatus(stage.name, "todo", "never finished in this run directory")
@@ -152,13 +149,6 @@ class Runner:
 
     def run(self, stages: list[Stage], force: bool = False) -> dict[str, dict]:
         """Run ``stages`` in order, skipping those that are done (unless ``force``)."""
-        missing = [s for s in stages if s.run is None]
-        if missing:
-            names = ", ".join(f"{s.name} ({s.tracked_in})" for s in missing)
-            ready = [s.name for s in stages if s.run is not None]
-            hint = (f"; run the implemented ones with --only {' --only '.join(ready)}"
-                    if ready else "")
-            raise StageError(f"not implemented yet: {names}{hint}")
         run_dir = self.ctx.run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
         if self.is_main:

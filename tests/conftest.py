@@ -37,3 +37,18 @@ def tiny_run(tmp_path_factory) -> tuple[Path, Path]:
     from tiny_run import make_tiny_run
 
     return make_tiny_run(tmp_path_factory.mktemp("tiny_run"))
+
+
+@pytest.fixture(scope="session")
+def fiftyone_db(tmp_path_factory) -> Path:
+    """The FiftyOne database folder of this test session (``FIFTYONE_DATABASE_DIR``), so tests
+    never touch the user's ``~/.fiftyone`` or a database server they configured. FiftyOne starts
+    its ``mongod`` there on first use, in a service process that stops it when the test process
+    exits."""
+    folder = tmp_path_factory.mktemp("fiftyone_db")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FIFTYONE_DATABASE_DIR", str(folder))
+        mp.setenv("FIFTYONE_SHOW_PROGRESS_BARS", "false")
+        for name in ("FIFTYONE_DATABASE_URI", "FIFTYONE_PRIVATE_DATABASE_PORT"):
+            mp.delenv(name, raising=False)
+        yield folder

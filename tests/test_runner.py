@@ -57,8 +57,7 @@ def copy_tree(src: Path, dst: Path) -> Path:
 def test_prepare_writes_four_manifests_and_summary(tmp_path, tiny_data):
     cfg = load_config(write_config(tmp_path, tiny_data))
     runner = Runner(cfg)
-    assert [s.state for s in runner.statuses()] == \
-        ["todo" if s.run else "not implemented" for s in STAGES]
+    assert [s.state for s in runner.statuses()] == ["todo"] * len(STAGES)
     runner.run(runner.select(only=["prepare"]))
     data_dir = cfg.run.path / "data"
     for split in prepare.SPLITS:
@@ -115,18 +114,6 @@ def test_speed_keys_do_not_make_a_finished_stage_stale(tmp_path, tiny_data):
     assert other.status(stage).reason == "config changed: translate.seed: 0 -> 3"
 
 
-def test_unimplemented_stages_refuse_with_the_tracking_issue(tmp_path, tiny_data):
-    runner = Runner(load_config(write_config(tmp_path, tiny_data)))
-    missing = next(s for s in STAGES if s.run is None)
-    with pytest.raises(StageError, match=rf"not implemented yet: {missing.name} "
-                                         rf"\({missing.tracked_in}\)"):
-        runner.run(runner.select(only=[missing.name]))
-    implemented = " ".join(f"--only {s.name}" for s in STAGES if s.run is not None)
-    with pytest.raises(StageError, match=f"run the implemented ones with {implemented}"):
-        runner.run(runner.select())
-    assert not (runner.ctx.run_dir / "data").exists(), "refusal must happen before any work"
-
-
 def test_stage_selection():
     runner = Runner.__new__(Runner)
     assert [s.name for s in runner.select(start="translate", stop="evaluate")] == \
@@ -159,10 +146,10 @@ def test_cli_run_stages_and_log(tmp_path, tiny_data, capsys):
     assert main(["stages", str(config_path), "run.name=cli"]) == 0
     out = capsys.readouterr().out
     assert "prepare" in out and "done" in out
-    missing = next(s for s in STAGES if s.run is None)
-    assert re.search(rf"{missing.name} +not implemented +not implemented yet "
-                     rf"\(tracked in {missing.tracked_in}\)", out)
-    assert main(["run", str(config_path), "run.name=cli"]) == 1
+    assert re.search(r"train_translator +todo +never finished in this run directory", out)
+    assert main(["run", str(config_path), "--only", "translate", "run.name=cli"]) == 1
+    err = capsys.readouterr().err
+    assert "stage translate needs" in err and "which stage train_translator makes" in err
     assert main(["run", str(config_path), "run.nmae=x"]) == 2
 
 

@@ -4,9 +4,6 @@ A :class:`Stage` is data: its name, the config sections it depends on, the files
 writes (as functions of the run), and the function that does the work. The runner
 (:mod:`pipeline.runner`) uses the config sections and input files to decide whether a stage is
 done, stale or to do; a stage's function never has to check that itself.
-
-A stage whose ``run`` is ``None`` is planned but not implemented yet: it is listed by
-``pipeline stages`` and refuses to run, naming the issue that tracks it.
 """
 
 from __future__ import annotations
@@ -16,7 +13,8 @@ from pathlib import Path
 from typing import Callable
 
 from pipeline.context import RunContext
-from pipeline.stages import evaluate, prepare, train_detector, train_translator, translate
+from pipeline.stages import (evaluate, inspect, metrics, prepare, report, train_detector,
+                             train_translator, translate)
 
 
 @dataclass(frozen=True)
@@ -26,8 +24,7 @@ class Stage:
     config_keys: tuple[str, ...]
     inputs: Callable[[RunContext], list[Path]]
     outputs: Callable[[RunContext], list[Path]]
-    run: Callable[[RunContext], dict] | None = None
-    tracked_in: str = ""
+    run: Callable[[RunContext], dict]
     # Config keys that change only speed or logging, not the stage's outputs: changing them
     # does not make a finished stage stale.
     speed_keys: tuple[str, ...] = ()
@@ -88,27 +85,29 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         name="metrics",
-        description="translation quality: FID/KID, LPIPS diversity, IS/CIS, per-class style distance",
-        config_keys=("data",),
-        inputs=_all_manifests,
-        outputs=lambda ctx: [ctx.run_dir / "eval" / "translation.json"],
-        tracked_in="issue #8",
+        description="translation quality: FID/KID, LPIPS diversity, IS/CIS, per-class style "
+                    "distance (runs/<name>/eval/translation.json)",
+        config_keys=("metrics", "data.classes", "translate.split", "translate.direction"),
+        inputs=metrics.input_paths,
+        outputs=metrics.output_paths,
+        run=metrics.run,
     ),
     Stage(
         name="report",
-        description="HTML report with tables, image grids and plots",
-        config_keys=("data",),
-        inputs=_all_manifests,
-        outputs=lambda ctx: [ctx.run_dir / "report" / "index.html"],
-        tracked_in="issue #7",
+        description="HTML report with tables, image grids and plots "
+                    "(runs/<name>/report/index.html)",
+        config_keys=report.CONFIG_KEYS,
+        inputs=report.input_paths,
+        outputs=report.output_paths,
+        run=report.run,
     ),
     Stage(
         name="inspect",
         description="FiftyOne dataset: source / translated / target, ground truth and predictions",
-        config_keys=("data",),
-        inputs=_all_manifests,
-        outputs=lambda ctx: [],
-        tracked_in="issue #7",
+        config_keys=inspect.CONFIG_KEYS,
+        inputs=inspect.input_paths,
+        outputs=lambda ctx: [],     # the dataset lives in FiftyOne's database, not in the run
+        run=inspect.run,
     ),
 )
 

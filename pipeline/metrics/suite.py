@@ -1,0 +1,254 @@
+"""All the translation metrics of two image sets, as the ``metrics`` stage and ``pipeline
+metrics`` compute them, each skipped with a reason when its network or data is missing.
+
+``fake`` is the translated set (its sample 0 per input for FID, KID and IS), ``real`` the target
+set, ``source`` the untranslated inputs (the style distance's reference). LPIPS diversity and CIS
+take several style samples per input (:class:`Samples`): the stage makes them with the
+translator, ``pipeline metrics`` reads them from a ``translate`` output with K >= 2.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from pipeline.metrics import diversity, inception
+from pipeline.metrics.errors import MetricsError
+from pipeline.metrics.images import ImageSet, batches, load_image
+from pipeline.metrics.style_distance import style_distance
+
+logger = logging.getLogger(__name__)
+
+VERSION = 1
+METRIC_KEYS = ("fid", "kid", "is", "cis", "lpips_diversity", "style_distance")
+
+
+@dataclass(frozen=True)
+class WeightNames:
+    """How the user sets each network, for the messages: config keys or command-line flags."""
+
+    inception: str = "metrics.inception_weights"
+    lpips: str = "metrics.lpips_weights"
+    classifier: str = "metrics.classifier"
+
+
+@dataclass
+class Networks:
+    """The metric networks; None where not given, with the reason in ``missing``.
+
+    ``features`` and ``classifier`` map a uint8 batch ``(B, 3, H, W)`` to ``(B, D)`` (see
+    :mod:`pipeline.metrics.inception`); ``lpips`` maps two ``(B, 3, H, W)`` batches in [-1, 1]
+    to ``(B, 1, 1, 1)`` distances.
+    """
+
+    features: inception.Network | None = None
+    classifier: inception.Network | None = None
+    lpips: nn.Module | None = None
+    missing: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Options:
+    """How the metrics run (the ``metrics`` config's values): images per forward pass, decoding
+    threads, the seed of KID's subsets and IS's splits, and the caps of each metric."""
+
+    batch_size: int = 16
+    workers: int = 2
+    seed: int = 0
+    kid_subset_size: int = 1000
+    kid_subsets: int = 100
+    is_splits: int = 10
+    pixels_per_box: int = 256
+
+
+@dataclass
+class Samples:
+    """Several style samples per input: ``groups`` yields one ``(K, 3, H, W)`` uint8 tensor per
+    input, lazily (they are made or read only when LPIPS or CIS needs them)."""
+
+    groups: Iterable[Tensor]
+    samples: int
+    info: dict
+
+
+def load_networks(inception_weights: str | Path | None, lpips_weights: str | Path | None,
+                  classifier: str | Path | None, device: torch.device,
+                  names: WeightNames = WeightNames()) -> Networks:
+    """The networks from local files. A path that is set but is not a file is an error (a typo
+    should not cost a run its metrics); one that is not set leaves its metrics skipped."""
+    for name, path in ((names.inception, inception_weights), (names.lpips, lpips_weights),
+                       (names.classifier, classifier)):
+        if path is not None and not Path(path).is_file():
+            raise MetricsError(f"{name} = {path}: no such file")
+    nets = Networks()
+    if inception_weights is not None:
+        net = inception.InceptionV3(inception_weights, device)
+        nets.features, nets.classifier = net.features, net.logits
+    else:
+        nets.missing["features"] = (
+            f"{names.inception} is not set: FID and KID need torch-fidelity's Inception-v3 "
+            "weights (weights-inception-2015-12-05-6726825d.pth), a local file")
+    if classifier is not None:
+        nets.classifier = inception.ScriptedClassifier(classifier, device)
+    elif inception_weights is None:
+        nets.missing["classifier"] = (
+            f"{names.inception} is not set (nor {names.classifier}): IS and CIS need "
+            "torch-fidelity's Inception-v3 weights or a TorchScript classifier, a local file")
+    if lpips_weights is not None:
+        nets.lpips = diversity.load_lpips(lpips_weights, device)
+    else:
+        nets.missing["lpips"] = (
+            f"{names.lpips} is not set: LPIPS needs torchvision's ImageNet AlexNet weights "
+            "(alexnet-owt-7be5be79.pth), a local file")
+    return nets
+
+
+def compute(real: ImageSet, fake: ImageSet, source: ImageSet | None, classes: Sequence[str],
+            networks: Networks, samples: Samples | str, options: Options,
+            device: torch.device) -> dict:
+    """``{"fid", "kid", "is", "cis", "lpips_diversity", "style_distance"}``: each a result or
+    ``{"skipped": reason}`` (logged as a warning). ``samples`` is a reason when there are none."""
+    o = options
+    fake = fake.first_samples()
+    result: dict[str, dict] = {}
+
+    def skip(key: str, reason: str) -> None:
+        logger.warning("metrics: %s skipped: %s", key, reason)
+        result[key] = {"skipped": reason}
+
+    fake_nets = [n for n in (networks.features, networks.classifier) if n is not None]
+    fake_out = dict(zip(fake_nets, _outputs(fake, fake_nets, o, device)))
+    if networks.features is None:
+        skip("fid", networks.missing["features"])
+        skip("kid", networks.missing["features"])
+    elif len(real.items) < 2 or len(fake.items) < 2:
+        reason = (f"FID and KID need at least 2 images per side ({len(real.items)} real, "
+                  f"{len(fake.items)} translated)")
+        skip("fid", reason)
+        skip("kid", reason)
+    else:
+        (real_features,) = _outputs(real, [networks.features], o, device)
+        fake_features = fake_out[networks.features]
+        result["fid"] = {"value": inception.frechet_distance(real_features, fake_features)}
+        result["kid"] = inception.kernel_distance(real_features, fake_features,
+                                                  o.kid_subset_size, o.kid_subsets, o.seed)
+    if networks.classifier is None:
+        skip("is", networks.missing["classifier"])
+    else:
+        result["is"] = inception.inception_score(fake_out[networks.classifier], o.is_splits,
+                                                 o.seed)
+    _diversity_and_cis(networks, samples, o, device, result, skip)
+    if real.has_boxes and fake.has_boxes:
+        result["style_distance"] = style_distance(fake, real, source, classes, o.pixels_per_box,
+                                                  o.workers)
+    else:
+        skip("style_distance", "the per-class style distance needs boxes: give the real and "
+                               "translated sets as COCO manifests")
+    return {k: result[k] for k in METRIC_KEYS}
+
+
+def _outputs(images: ImageSet, nets: list, o: Options, device: torch.device) -> list[Tensor]:
+    if not nets:
+        return []
+    return inception.extract((x for _, x in batches(images.items, o.batch_size, o.workers)),
+                             nets, device)
+
+
+def _diversity_and_cis(networks: Networks, samples: Samples | str, o: Options,
+                       device: torch.device, result: dict, skip) -> None:
+    for key, net, role in (("lpips_diversity", networks.lpips, "lpips"),
+                           ("cis", networks.classifier, "classifier")):
+        if net is None:
+            skip(key, networks.missing[role])
+        elif isinstance(samples, str):
+            skip(key, samples)
+    if isinstance(samples, str) or (networks.lpips is None and networks.classifier is None):
+        return
+    distances: list[Tensor] = []
+    logits: list[Tensor] = []
+    for group in samples.groups:
+        if networks.lpips is not None:
+            distances.append(diversity.pair_distances(networks.lpips, group, device,
+                                                      o.batch_size))
+        if networks.classifier is not None:
+            (out,) = inception.extract(
+                (group[s:s + o.batch_size] for s in range(0, len(group), o.batch_size)),
+                [networks.classifier], device)
+            logits.append(out)
+    if networks.lpips is not None:
+        result["lpips_diversity"] = {**diversity.diversity_summary(distances, samples.samples),
+                                     **samples.info}
+    if networks.classifier is not None:
+        result["cis"] = {**inception.conditional_inception_score(logits), **samples.info}
+
+
+def compare_image_sets(real: ImageSet, fake: ImageSet, source: ImageSet | None,
+                       networks: Networks, options: Options, device: torch.device) -> dict:
+    """``pipeline metrics``: the metrics of ``fake`` against ``real`` (folders or manifests).
+
+    LPIPS diversity and CIS use the inputs of ``fake`` that have several samples (a
+    ``translate`` manifest with K >= 2); FID, KID and IS its sample 0 of each input. Raises
+    :class:`MetricsError` when every metric is skipped.
+    """
+    groups = [g for g in fake.groups() if len(g) > 1]
+    samples: Samples | str
+    if groups:
+        samples = Samples((torch.from_numpy(np.stack([load_image(i) for i in g]))
+                           .permute(0, 3, 1, 2) for g in groups),
+                          max(len(g) for g in groups), {})
+    else:
+        samples = ("LPIPS diversity and CIS need several style samples per input: give a "
+                   "translate output with --num-samples K >= 2 as its annotations.json")
+    classes = list(dict.fromkeys((*(fake.classes or ()), *(real.classes or ()))))
+    metrics = compute(real, fake, source, classes, networks, samples, options, device)
+    if all("skipped" in v for v in metrics.values()):
+        raise MetricsError(
+            "nothing to compute: every metric was skipped (see the warnings above): give "
+            "--inception-weights for FID, KID and IS, or real and translated sets as COCO "
+            "manifests with boxes for the style distance")
+    document = {"version": VERSION,
+                "real": {"path": str(real.origin), "images": len(real.items)},
+                "fake": {"path": str(fake.origin), "images": len(fake.first_samples().items)}}
+    if source is not None:
+        document["source"] = {"path": str(source.origin), "images": len(source.items)}
+    return {**document, **metrics}
+
+
+def format_summary(document: dict) -> str:
+    """A short text table of ``translation.json``: the image metrics, then the style distance
+    per class (translated and untranslated source, each to the target)."""
+    lines = []
+
+    def row(name: str, key: str, text) -> None:
+        entry = document[key]
+        lines.append(f"  {name:<16} " + ("skipped" if "skipped" in entry else text(entry)))
+
+    row("FID", "fid", lambda e: f"{e['value']:.2f}")
+    row("KID", "kid", lambda e: f"{e['mean']:.4f} ± {e['std']:.4f} (subsets of "
+                                f"{e['subset_size']})")
+    row("IS", "is", lambda e: f"{e['mean']:.3f} ± {e['std']:.3f} ({e['splits']} splits)")
+    row("CIS", "cis", lambda e: f"{e['mean']:.3f} ± {e['std']:.3f} ({e['inputs']} inputs x "
+                                f"{e['samples']} samples)")
+    row("LPIPS diversity", "lpips_diversity",
+        lambda e: f"{e['value']:.4f} ({e['inputs']} inputs, {e['pairs']} pairs)")
+    sd = document["style_distance"]
+    if "skipped" not in sd:
+        lines += ["  style distance to the target (lower is closer):",
+                  f"    {'class':<12} {'translated':>10} {'source':>10}   boxes (translated / "
+                  "target)"]
+        for c, e in sd["per_class"].items():
+            lines.append(f"    {c:<12} {_number(e['translated']):>10} {_number(e['source']):>10}"
+                         f"   {e['boxes_translated']} / {e['boxes_target']}")
+        lines.append(f"    {'mean':<12} {_number(sd['mean']['translated']):>10} "
+                     f"{_number(sd['mean']['source']):>10}")
+    return "\n".join(lines)
+
+
+def _number(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"

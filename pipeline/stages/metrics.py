@@ -1,0 +1,123 @@
+"""The ``metrics`` stage: translation quality -> ``runs/<name>/eval/translation.json``.
+
+Compares the translated images (``translated/``, style sample 0 of each image) with the target
+images of ``metrics.real_split`` (FID, KID), scores them with a classifier (IS), measures the
+diversity of ``metrics.diversity_samples`` styles of ``metrics.diversity_images`` inputs made
+with the trained translator (LPIPS diversity, CIS), and the per-class style distance inside the
+boxes, for the translated and the untranslated source images. Definitions are in
+:mod:`pipeline.metrics`; a metric whose network weights are not set is skipped with the reason.
+
+``translation.json``::
+
+    {"version": 1, "run": name,
+     "real": {"split", "images"}, "fake": {"path": "translated/annotations.json", "images"},
+     "source": {"split", "images"},
+     "fid": {"value"}, "kid": {"mean", "std", "subset_size", "subsets"},
+     "lpips_diversity": {"value", "inputs", "samples", "pairs", "pairing", "split"},
+     "is": {"mean", "std", "splits", "images"}, "cis": {"mean", "std", "inputs", "samples",
+     "split"},
+     "style_distance": {"definition", "per_class": {class: {"translated", "source",
+                        "boxes_translated", "boxes_source", "boxes_target"}},
+                        "mean": {"translated", "source"}, "classes_compared"}}
+
+with ``{"skipped": reason}`` in place of any metric that was not computed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipeline.stages.translate import checkpoint_path
+from pipeline.stages.translate import output_dir as translated_dir
+from pipeline.translation.records import ANNOTATIONS
+
+if TYPE_CHECKING:
+    from pipeline.context import RunContext
+
+logger = logging.getLogger(__name__)
+
+
+def output_path(ctx: RunContext) -> Path:
+    return ctx.run_dir / "eval" / "translation.json"
+
+
+def diversity_split(ctx: RunContext) -> str:
+    return ctx.config.metrics.diversity_split or ctx.config.translate.split
+
+
+def _weights(ctx: RunContext) -> list[Path]:
+    m = ctx.config.metrics
+    return [Path(p) for p in (m.inception_weights, m.lpips_weights, m.classifier) if p]
+
+
+def input_paths(ctx: RunContext) -> list[Path]:
+    cfg = ctx.config
+    splits = dict.fromkeys((cfg.metrics.real_split, cfg.translate.split, diversity_split(ctx)))
+    return [*(ctx.manifest(s) for s in splits), translated_dir(ctx) / ANNOTATIONS,
+            checkpoint_path(ctx), *_weights(ctx)]
+
+
+def output_paths(ctx: RunContext) -> list[Path]:
+    return [output_path(ctx)]
+
+
+def run(ctx: RunContext) -> dict:
+    from mguit import load_translator
+    from mguit.distributed import resolve_device
+    from pipeline.formats.common import DatasetError, atomic_write_text
+    from pipeline.metrics import diversity
+    from pipeline.metrics.errors import MetricsError
+    from pipeline.metrics.images import read_image_set
+    from pipeline.metrics.suite import (VERSION, Options, Samples, compute, format_summary,
+                                        load_networks)
+    from pipeline.runner import StageError  # here: the runner imports the stages
+
+    cfg, m = ctx.config, ctx.config.metrics
+    device = resolve_device(cfg.run.device)
+    options = Options(batch_size=m.batch_size, workers=cfg.run.workers, seed=m.seed,
+                      kid_subset_size=m.kid_subset_size, kid_subsets=m.kid_subsets,
+                      is_splits=m.is_splits, pixels_per_box=m.style_pixels_per_box)
+    try:
+        real = read_image_set(ctx.manifest(m.real_split))
+        fake = read_image_set(translated_dir(ctx) / ANNOTATIONS).first_samples()
+        source = read_image_set(ctx.manifest(cfg.translate.split))
+        networks = load_networks(m.inception_weights, m.lpips_weights, m.classifier, device)
+        inputs = diversity.choose_inputs(
+            read_image_set(ctx.manifest(diversity_split(ctx))).items, m.diversity_images, m.seed)
+
+        def styles():   # the translator is loaded only if LPIPS or CIS asks for samples
+            model = load_translator(checkpoint_path(ctx), device)
+            yield from diversity.translate_samples(model, inputs, m.diversity_samples, m.seed,
+                                                   cfg.translate.direction, device)
+
+        samples = Samples(styles(), m.diversity_samples, {"split": diversity_split(ctx)})
+        metrics = compute(real, fake, source, cfg.data.classes, networks, samples, options,
+                          device)
+    except (DatasetError, MetricsError, FileNotFoundError, ValueError) as exc:
+        raise StageError(f"metrics: {exc}") from None
+    document = {
+        "version": VERSION,
+        "run": cfg.run.name,
+        "real": {"split": m.real_split, "images": len(real.items)},
+        "fake": {"path": f"{translated_dir(ctx).name}/{ANNOTATIONS}", "images": len(fake.items)},
+        "source": {"split": cfg.translate.split, "images": len(source.items)},
+        **metrics,
+    }
+    out = output_path(ctx)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, json.dumps(document, indent=2) + "\n")
+    logger.info("translation quality of run %s (%s translated vs %s) -> %s\n%s", cfg.run.name,
+                cfg.translate.split, m.real_split, out, format_summary(document))
+    return {k: _headline(v) for k, v in metrics.items()}
+
+
+def _headline(entry: dict) -> float | dict | None:
+    """One number per metric for state.json (None when skipped)."""
+    if "skipped" in entry:
+        return None
+    if "per_class" in entry:
+        return {side: None if v is None else round(v, 4) for side, v in entry["mean"].items()}
+    return round(entry.get("value", entry.get("mean")), 4)
