@@ -13,8 +13,8 @@ where it stopped and skips what is done, like ``pipeline run``.
 The table, ``runs/<name>_ablation/ablation.{json,md}``, has per variant: the per-class style
 distance of the translated source to the target (lower is closer; the untranslated source's
 distance is the reference row), detection AP50 on ``evaluate.split`` of the detector trained on
-the variant's translations, and FID, KID, LPIPS diversity, IS and CIS where their weights were
-given. When the base run (``runs/<name>``) has been evaluated, its source-only and oracle
+the variant's translations, how class-selective the memory's test-time reads are (class-aware
+variants), and FID, KID, LPIPS diversity, IS and CIS where their weights were given. When the base run (``runs/<name>``) has been evaluated, its source-only and oracle
 detectors are added as reference rows. The paper's Table 4 (INIT sunny <-> night) is quoted
 below it for reference, marked as such.
 """
@@ -128,7 +128,8 @@ def collect_variant(run_dir: Path, variant: Variant) -> dict:
         "map50": translated["map50"],
         "ap": translated["ap"],
         "style_distance": translation["style_distance"],
-        **{key: translation.get(key) for key in ("fid", "kid", "lpips_diversity", "is", "cis")},
+        **{key: translation.get(key) for key in ("fid", "kid", "lpips_diversity", "is", "cis",
+                                                 "read_selectivity")},
     }
 
 
@@ -185,6 +186,21 @@ def format_table(document: dict) -> str:
         lines.append(f"| {name} | " + " | ".join(_number(row["ap50"].get(c), 100)
                                                  for c in classes)
                      + f" | {_number(row['map50'], 100)} | {_number(row['ap'], 100)} |")
+    selective = {k: r["read_selectivity"]["per_class"] for k, r in variants.items()
+                 if r.get("read_selectivity") and "skipped" not in r["read_selectivity"]}
+    if selective:
+        groups = list(next(iter(selective.values())))
+        chance = next(iter(selective.values()))
+        lines += ["", "Memory read selectivity: share of a pixel's test-time read weight on its "
+                      "own class's items (class-aware variants; single memories have no class "
+                      "items):", "",
+                  "| Variant | " + " | ".join(g.capitalize() for g in groups) + " |",
+                  "| --- |" + " ---: |" * len(groups),
+                  "| Chance (uniform reads) | "
+                  + " | ".join(_number(chance[g]["chance"], digits=3) for g in groups) + " |"]
+        for key, per_class in selective.items():
+            lines.append(f"| {key} | " + " | ".join(_number(per_class[g]["read_mass"], digits=3)
+                                                   for g in groups) + " |")
     if any(row.get(k) and "skipped" not in row[k] for row in variants.values()
            for k in ("fid", "kid", "lpips_diversity", "is", "cis")):
         lines += ["", "| Variant | FID | KID | LPIPS | IS | CIS |",

@@ -34,6 +34,11 @@ def document(with_fid: bool) -> dict:
             "kid": {"mean": 0.01234, "std": 0.001, "subset_size": 4} if with_fid else skipped,
             "lpips_diversity": {"skipped": "metrics.lpips_weights is not set"},
             "is": skipped, "cis": skipped,
+            "read_selectivity": {"per_class": {
+                "person": {"read_mass": 0.25 + i / 10, "chance": 0.2},
+                "car": {"read_mass": None, "chance": 0.2},
+                "background": {"read_mass": 0.5, "chance": 0.6}}} if i else
+            {"skipped": "single memory"},
         }
     return {"version": 1, "base_run": "demo", "classes": CLASSES, "split": "target_val",
             "variants": variants,
@@ -51,6 +56,9 @@ def test_table_lists_style_distances_ap_and_quotes_table_4():
     assert "were not computed: metrics.inception_weights is not set; metrics.lpips_weights " \
            "is not set" in table
     assert "| FID |" not in table
+    assert "| Chance (uniform reads) | 0.200 | 0.200 | 0.600 |" in table
+    assert "| sm_cl | 0.350 | – | 0.500 |" in table
+    assert "| sm_tl | 0." not in table, "a skipped selectivity has no row"
     for key, values in PAPER_TABLE4.items():
         assert f"| *{key}* | " + " | ".join(f"*{v:.3f}*" for v in values) + " |" in table
     assert "not measured by this run" in table
@@ -101,6 +109,8 @@ def test_ablate_runs_variants_and_writes_one_table(tmp_path, caplog):
         per_class = row["style_distance"]["per_class"]
         assert all(per_class[c]["translated"] >= 0 for c in per_class)
     assert result["variants"]["sm_tl"]["memory"] == "single"
+    assert "skipped" in result["variants"]["sm_tl"]["read_selectivity"]
+    assert "background" in result["variants"]["cm_cl"]["read_selectivity"]["per_class"]
     table = (out / "ablation.md").read_text()
     assert "| sm_tl: single memory + triplet loss |" in table
     assert "| cm_cl: class-aware memory + contrastive loss |" in table

@@ -16,11 +16,13 @@ import torch
 from PIL import Image
 from torch import nn
 
+from mguit.memory import ClassAwareMemory
 from pipeline.cli import main
 from pipeline.formats.common import Box
 from pipeline.metrics import diversity, inception, suite
 from pipeline.metrics.errors import MetricsError
 from pipeline.metrics.images import ImageItem, ImageSet, batches, read_image_set
+from pipeline.metrics.read_selectivity import group_read_mass, read_selectivity
 from pipeline.metrics.style_distance import (frechet_distance, gaussian, srgb_to_lab,
                                              style_distance)
 
@@ -290,6 +292,12 @@ def test_metrics_stage_without_weights_writes_style_distance_and_skips_the_rest(
     assert sd["mean"]["translated"] == pytest.approx(
         np.mean([sd["per_class"][c]["translated"] for c in compared]))
     assert "Frechet distance" in sd["definition"]
+    rs = doc["read_selectivity"]
+    assert set(rs["per_class"]) == {"person", "car", "truck", "bicycle", "background"}
+    assert sum(e["chance"] for e in rs["per_class"].values()) == pytest.approx(1.0)
+    assert rs["per_class"]["background"]["pixels"] > 0
+    for e in rs["per_class"].values():
+        assert e["read_mass"] is None or 0 <= e["read_mass"] <= 1
     assert "metrics: fid skipped: metrics.inception_weights is not set" in caplog.text
     assert "style distance to the target" in caplog.text
     caplog.clear()
@@ -390,3 +398,31 @@ def test_pipeline_metrics_with_bad_inputs_exits_1_naming_the_path(tmp_path, capl
         real.write_text("{")
     assert main(["metrics", "--real", str(real), "--fake", str(fake)]) == 1
     assert str(real) in caplog.text and message in caplog.text
+
+
+# ------------------------------------------------------------------ memory read selectivity
+
+def hand_made_memory(variant: str = "class_aware") -> ClassAwareMemory:
+    """Three items in 2-d: person (1, 0), car (0, 1), background (-1, 0)."""
+    memory = ClassAwareMemory(2, {"person": 1, "car": 1, "background": 1}, variant=variant)
+    memory.keys.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]]))
+    return memory
+
+
+def test_group_read_mass_matches_eq_2_by_hand():
+    memory = hand_made_memory()
+    # Pixel 0 lies on the person key, pixel 1 on the car key, pixel 2 (background) on the car
+    # key too: cosines (1, 0, -1), (0, 1, 0), (0, 1, 0).
+    content = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]]).view(1, 2, 1, 3)
+    mask = torch.tensor([[[0, 1, 2]]])
+    mass, pixels = group_read_mass(memory, content, mask)
+    e = math.e
+    assert mass.tolist() == pytest.approx([e / (e + 1 + 1 / e), e / (e + 2), 1 / (e + 2)])
+    assert pixels.tolist() == [1, 1, 1]
+
+
+def test_read_selectivity_is_skipped_for_a_single_memory():
+    model = nn.Module()
+    model.memory = hand_made_memory("single")
+    result = read_selectivity(model, [], 0, torch.device("cpu"))
+    assert result["skipped"].startswith("single memory")

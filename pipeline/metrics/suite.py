@@ -247,6 +247,11 @@ def format_summary(document: dict) -> str:
                          f"   {e['boxes_translated']} / {e['boxes_target']}")
         lines.append(f"    {'mean':<12} {_number(sd['mean']['translated']):>10} "
                      f"{_number(sd['mean']['source']):>10}")
+    rs = document.get("read_selectivity")
+    if rs and "skipped" not in rs:
+        lines += ["  memory read selectivity (own-class read weight / chance):"]
+        lines += [f"    {c:<12} {_number(e['read_mass']):>10} / {e['chance']:.2f}"
+                  for c, e in rs["per_class"].items()]
     return "\n".join(lines)
 
 

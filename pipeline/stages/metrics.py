@@ -4,7 +4,8 @@ Compares the translated images (``translated/``, style sample 0 of each image) w
 images of ``metrics.real_split`` (FID, KID), scores them with a classifier (IS), measures the
 diversity of ``metrics.diversity_samples`` styles of ``metrics.diversity_images`` inputs made
 with the trained translator (LPIPS diversity, CIS), and the per-class style distance inside the
-boxes, for the translated and the untranslated source images. Definitions are in
+boxes, for the translated and the untranslated source images, and how class-selective the
+memory's test-time reads are on the same inputs (no weights needed). Definitions are in
 :mod:`pipeline.metrics`; a metric whose network weights are not set is skipped with the reason.
 
 ``translation.json``::
@@ -18,13 +19,16 @@ boxes, for the translated and the untranslated source images. Definitions are in
      "split"},
      "style_distance": {"definition", "per_class": {class: {"translated", "source",
                         "boxes_translated", "boxes_source", "boxes_target"}},
-                        "mean": {"translated", "source"}, "classes_compared"}}
+                        "mean": {"translated", "source"}, "classes_compared"},
+     "read_selectivity": {"definition", "inputs", "per_class": {group: {"read_mass",
+                          "chance", "ratio", "pixels"}}}}
 
 with ``{"skipped": reason}`` in place of any metric that was not computed.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from pathlib import Path
@@ -67,10 +71,12 @@ def output_paths(ctx: RunContext) -> list[Path]:
 def run(ctx: RunContext) -> dict:
     from mguit import load_translator
     from mguit.distributed import resolve_device
+    from mguit.model import DIRECTIONS
     from pipeline.formats.common import DatasetError, atomic_write_text
     from pipeline.metrics import diversity
     from pipeline.metrics.errors import MetricsError
     from pipeline.metrics.images import read_image_set
+    from pipeline.metrics.read_selectivity import read_selectivity
     from pipeline.metrics.suite import (VERSION, Options, Samples, compute, format_summary,
                                         load_networks)
     from pipeline.runner import StageError  # here: the runner imports the stages
@@ -88,14 +94,17 @@ def run(ctx: RunContext) -> dict:
         inputs = diversity.choose_inputs(
             read_image_set(ctx.manifest(diversity_split(ctx))).items, m.diversity_images, m.seed)
 
+        translator = functools.cache(lambda: load_translator(checkpoint_path(ctx), device))
+
         def styles():   # the translator is loaded only if LPIPS or CIS asks for samples
-            model = load_translator(checkpoint_path(ctx), device)
-            yield from diversity.translate_samples(model, inputs, m.diversity_samples, m.seed,
-                                                   cfg.translate.direction, device)
+            yield from diversity.translate_samples(translator(), inputs, m.diversity_samples,
+                                                   m.seed, cfg.translate.direction, device)
 
         samples = Samples(styles(), m.diversity_samples, {"split": diversity_split(ctx)})
         metrics = compute(real, fake, source, cfg.data.classes, networks, samples, options,
                           device)
+        metrics["read_selectivity"] = read_selectivity(
+            translator(), inputs, DIRECTIONS[cfg.translate.direction][0], device)
     except (DatasetError, MetricsError, FileNotFoundError, ValueError) as exc:
         raise StageError(f"metrics: {exc}") from None
     document = {
@@ -118,6 +127,9 @@ def _headline(entry: dict) -> float | dict | None:
     """One number per metric for state.json (None when skipped)."""
     if "skipped" in entry:
         return None
-    if "per_class" in entry:
+    if "mean" in entry and isinstance(entry["mean"], dict):
         return {side: None if v is None else round(v, 4) for side, v in entry["mean"].items()}
+    if "per_class" in entry:
+        return {c: None if v["ratio"] is None else round(v["ratio"], 3)
+                for c, v in entry["per_class"].items()}
     return round(entry.get("value", entry.get("mean")), 4)

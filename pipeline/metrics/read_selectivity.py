@@ -1,0 +1,101 @@
+"""Memory read selectivity: at test time, do the pixels of a class read that class's items?
+
+MGUIT's memory is class-aware only through its keys: during training a pixel reads the items
+of its class (class masks from the boxes), at test time every pixel reads all items with the
+weights of eq 2, ``alpha_{p,n} = softmax_n(cos(c_p, k_n))``, and no class information. Whether
+the translation is class-aware therefore depends on how much of a pixel's read weight lands on
+its own class's items without a mask. Definition (what :func:`read_selectivity` computes):
+
+* per input image of the source split (at native size, cropped to a multiple of the content
+  stride), the content features of its domain and their test-time read weights ``(HW, N)``;
+* each content pixel labelled with the memory group of the box covering it, by the training
+  rule (:func:`mguit.data.class_mask`, boxes scaled to the content resolution; background
+  outside boxes);
+* per group g: ``read_mass`` = the mean, over the pixels labelled g, of the summed read weight
+  on g's items; ``chance`` = (items of g) / N, what uniform weights would give; ``ratio`` =
+  read_mass / chance. A ratio near 1 means the test-time reads ignore the class; the closer
+  read_mass gets to 1, the more the test reads look like the class-masked training reads.
+
+For a single memory (the ablation's ``sm`` variants) the items are not tied to classes and the
+metric is skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from pipeline.metrics.images import ImageItem, load_image
+
+DEFINITION = (
+    "per memory group, the mean over the content pixels inside that group's boxes (background: "
+    "outside all boxes; training's smaller-box-wins rule) of the summed test-time read weight "
+    "(eq 2, no class mask) on the group's items ('read_mass'); 'chance' = the group's share of "
+    "the items; 'ratio' = read_mass / chance (1: reads ignore the class)")
+
+
+def group_read_mass(memory: nn.Module, content: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Summed own-group read weight and pixel count per group.
+
+    Args:
+        memory: a :class:`mguit.memory.ClassAwareMemory`.
+        content: ``(B, C, h, w)`` content features.
+        mask: ``(B, h, w)`` int64 group index per pixel.
+    Returns:
+        ``(G,)`` float64 sum over pixels of group g of their read weight on g's items, and
+        ``(G,)`` int64 pixel counts.
+    """
+    groups = len(memory.groups)
+    alpha = memory.read_weights(content).float()                   # (B, hw, N)
+    per_group = torch.zeros(*alpha.shape[:2], groups, device=alpha.device)
+    per_group.index_add_(2, memory.group_of_item, alpha)           # (B, hw, G)
+    labels = mask.flatten(1).to(alpha.device)                      # (B, hw)
+    own = per_group.gather(2, labels.unsqueeze(2)).squeeze(2)      # (B, hw)
+    mass = torch.zeros(groups, dtype=torch.float64, device=alpha.device)
+    mass.index_add_(0, labels.flatten(), own.flatten().double())
+    return mass.cpu(), torch.bincount(labels.flatten().cpu(), minlength=groups)
+
+
+@torch.inference_mode()
+def read_selectivity(model: nn.Module, items: Sequence[ImageItem], domain: int,
+                     device: torch.device) -> dict:
+    """The metric of the module docstring over ``items`` (images with boxes) of ``domain``
+    (0 = source side of the model, 1 = target side)."""
+    from mguit.data import class_mask
+
+    memory = model.memory
+    if not memory.class_aware:
+        return {"skipped": "single memory (translator.memory.variant: single): its items are "
+                           "not tied to classes"}
+    stride = model.cfg.model.stride
+    group_index = {g: i for i, g in enumerate(memory.groups)}
+    background = group_index["background"]
+    mass = torch.zeros(len(memory.groups), dtype=torch.float64)
+    pixels = torch.zeros(len(memory.groups), dtype=torch.int64)
+    for item in items:
+        image = load_image(item)
+        h, w = image.shape[0] // stride, image.shape[1] // stride
+        if h == 0 or w == 0:
+            continue
+        x = torch.from_numpy(image[:h * stride, :w * stride]).permute(2, 0, 1)[None]
+        x = x.to(device).float().div_(127.5).sub_(1)
+        content = model.content_encoder(x, domain)
+        boxes = np.array([[b.x0, b.y0, b.x1, b.y1] for b in item.boxes
+                          if b.category in group_index], dtype=np.float64).reshape(-1, 4)
+        labels = [b.category for b in item.boxes if b.category in group_index]
+        mask = class_mask(h, w, boxes / stride, labels, group_index, background)
+        m, n = group_read_mass(memory, content, torch.from_numpy(mask)[None])
+        mass += m
+        pixels += n
+    counts = torch.bincount(memory.group_of_item.cpu(), minlength=len(memory.groups))
+    per_group = {}
+    for g, name in enumerate(memory.groups):
+        chance = counts[g].item() / len(memory.group_of_item)
+        read = mass[g].item() / pixels[g].item() if pixels[g] else None
+        per_group[name] = {"read_mass": read, "chance": chance,
+                           "ratio": None if read is None else read / chance,
+                           "pixels": int(pixels[g])}
+    return {"definition": DEFINITION, "per_class": per_group, "inputs": len(items)}
