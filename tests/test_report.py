@@ -38,6 +38,10 @@ TRANSLATION = {
                                      "car": {"translated": 0.25, "source": 0.75}},
                        "mean": {"translated": 0.38115, "source": 0.8688}},
     "sharpness": {"value": 7.5},
+    "read_selectivity": {"definition": "own-class read weight",
+                         "per_class": {"car": {"read_mass": 0.3, "chance": 0.15, "ratio": 2.0},
+                                       "truck": {"read_mass": None, "chance": 0.15,
+                                                 "ratio": None}}},
 }
 
 
@@ -272,6 +276,9 @@ def test_translation_metrics_samples_from_files_and_atomic_failure(tiny_run, tmp
     assert page.row(style, "person")[0][1:] == ["0.5123", "0.9876"]
     assert page.row(style, "mean")[0][1:] == [number(0.38115), "0.8688"]
     assert "mean L2 distance of Gram matrices per class" in text
+    reads = "Memory read selectivity"
+    assert page.row(reads, "car")[0][1:] == ["0.3", "0.15", "2"]
+    assert page.row(reads, "truck")[0][1:] == ["–", "0.15", "–"]
     assert (run_dir / "report" / "translation.json").read_text() == json.dumps(TRANSLATION)
     assert "translation.json" in page.links
 

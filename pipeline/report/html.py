@@ -55,7 +55,7 @@ TRANSLATION_METRICS = (
                    "better"),
 )
 # Keys of translation.json that are not metrics (shown apart or not at all).
-_TRANSLATION_CONTEXT = ("version", "run", "real", "fake", "style_distance")
+_TRANSLATION_CONTEXT = ("version", "run", "real", "fake", "style_distance", "read_selectivity")
 
 
 @dataclass(frozen=True)
@@ -271,6 +271,7 @@ def _translation_section(page: Page) -> str:
     parts.append(_table("Translation quality (eval/translation.json)",
                         ["Metric", "Value", "Meaning"], rows, text_columns=(2,)))
     parts.append(_style_distance(data.get("style_distance")))
+    parts.append(_read_selectivity(data.get("read_selectivity")))
     parts.append("</section>")
     return "\n".join(p for p in parts if p)
 
@@ -289,6 +290,21 @@ def _style_distance(entry: object) -> str:
                      number(mean.get("source", "–"))])
     parts = [_table("Per-class style distance to the target images",
                     ["Class", "Translated", "Source"], rows)]
+    if entry.get("definition"):
+        parts.append(f'<p class="note">{_e(entry["definition"])}</p>')
+    return "\n".join(parts)
+
+
+def _read_selectivity(entry: object) -> str:
+    if not isinstance(entry, dict):
+        return ""
+    if "skipped" in entry:
+        return f'<p class="note">Memory read selectivity: skipped ({_e(entry["skipped"])}).</p>'
+    rows = [[group, *("–" if v.get(k) is None else number(v[k])
+                      for k in ("read_mass", "chance", "ratio"))]
+            for group, v in (entry.get("per_class") or {}).items()]
+    parts = [_table("Memory read selectivity: a pixel's test-time read weight on its own class's "
+                    "items", ["Class", "Read weight", "Chance", "Ratio"], rows)]
     if entry.get("definition"):
         parts.append(f'<p class="note">{_e(entry["definition"])}</p>')
     return "\n".join(parts)
