@@ -25,6 +25,7 @@ from pipeline.cli import main
 from pipeline.config import ConfigError, load_config
 from pipeline.stages.evaluate import format_table
 from tiny_detection import CLASSES, perfect_results, write_manifest
+from tiny_run import data_section
 
 # ---------------------------------------------------------------------------------- evaluation
 
@@ -274,18 +275,7 @@ def write_tiny_experiment(tmp_path, source_root, target_root, train_sets="[sourc
                           "oracle]"):
     text = textwrap.dedent(f"""\
         run: {{name: t, dir: {tmp_path / 'runs'}, workers: 1, device: cpu}}
-        data:
-          source:
-            format: kitti
-            root: {source_root}
-            val_fraction: 0.25
-            class_map: {{Pedestrian: person, Person_sitting: person, Car: car, Truck: truck,
-                         Cyclist: bicycle, Van: null, Tram: null, Misc: null, DontCare: null}}
-          target:
-            format: cityscapes
-            root: {target_root}
-            class_map: {{person: person, car: car, truck: truck, bicycle: bicycle}}
-            on_unknown_label: ignore
+        """) + data_section(source_root, target_root, 0.25) + textwrap.dedent(f"""\
         detector:
           backend: torchvision
           train_sets: {train_sets}

@@ -18,6 +18,7 @@ from pipeline.cli import main
 from pipeline.config import load_config
 from pipeline.runner import Runner, StageError
 from pipeline.stages import STAGE_NAMES, STAGES, Stage, prepare
+from tiny_run import data_section
 
 
 @pytest.fixture(scope="module")
@@ -31,19 +32,7 @@ def write_config(tmp_path: Path, data: synthetic.SyntheticDataset, source_root: 
                  extra: str = "") -> Path:
     text = textwrap.dedent(f"""\
         run: {{name: t, dir: {tmp_path / 'runs'}, workers: 1}}
-        data:
-          source:
-            format: kitti
-            root: {source_root or data.source_root}
-            val_fraction: 0.2
-            class_map: {{Pedestrian: person, Person_sitting: person, Car: car, Truck: truck,
-                         Cyclist: bicycle, Van: null, Tram: null, Misc: null, DontCare: null}}
-          target:
-            format: cityscapes
-            root: {data.target_root}
-            class_map: {{person: person, car: car, truck: truck, bicycle: bicycle}}
-            on_unknown_label: ignore
-        """) + extra
+        """) + data_section(source_root or data.source_root, data.target_root) + extra
     path = tmp_path / "exp.yaml"
     path.write_text(text)
     return path
@@ -136,7 +125,7 @@ def test_bad_label_stops_prepare_with_no_partial_manifest(tmp_path, tiny_data):
     assert "prepare" not in runner.load_state()["stages"]
 
 
-def test_cli_run_stages_and_log(tmp_path, tiny_data, capsys):
+def test_cli_run_stages_and_log(tmp_path, tiny_data, capsys, caplog):
     config_path = write_config(tmp_path, tiny_data)
     assert main(["run", str(config_path), "--to", "prepare", "run.name=cli"]) == 0
     run_dir = tmp_path / "runs" / "cli"
@@ -148,8 +137,8 @@ def test_cli_run_stages_and_log(tmp_path, tiny_data, capsys):
     assert "prepare" in out and "done" in out
     assert re.search(r"train_translator +todo +never finished in this run directory", out)
     assert main(["run", str(config_path), "--only", "translate", "run.name=cli"]) == 1
-    err = capsys.readouterr().err
-    assert "stage translate needs" in err and "which stage train_translator makes" in err
+    assert "stage translate needs" in caplog.text
+    assert "which stage train_translator makes" in caplog.text
     assert main(["run", str(config_path), "run.nmae=x"]) == 2
 
 

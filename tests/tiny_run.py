@@ -14,24 +14,32 @@ NUM_SAMPLES = 2          # the translate stage writes <id>.png and <id>_s1.png
 TRAIN_SETS = ("source_only", "translated", "oracle")
 
 
+def data_section(source_root: Path, target_root: Path, val_fraction: float = 0.2) -> str:
+    """The ``data:`` section (YAML) for synthetic data in the KITTI and Cityscapes layouts,
+    with the demo's class maps."""
+    return textwrap.dedent(f"""\
+        data:
+          source:
+            format: kitti
+            root: {source_root}
+            val_fraction: {val_fraction}
+            class_map: {{Pedestrian: person, Person_sitting: person, Car: car, Truck: truck,
+                         Cyclist: bicycle, Van: null, Tram: null, Misc: null, DontCare: null}}
+          target:
+            format: cityscapes
+            root: {target_root}
+            class_map: {{person: person, car: car, truck: truck, bicycle: bicycle}}
+            on_unknown_label: ignore
+        """)
+
+
 def write_tiny_run_config(folder: Path, data: synthetic.SyntheticDataset, name: str = "tiny",
                           extra: str = "") -> Path:
     """A config for ``data`` with a small random translator (3 iterations at 32 x 32) and small
     random detectors (2 iterations), run directory ``folder/runs/<name>``."""
     text = textwrap.dedent(f"""\
         run: {{name: {name}, dir: {folder / 'runs'}, workers: 1, device: cpu, seed: 0}}
-        data:
-          source:
-            format: kitti
-            root: {data.source_root}
-            val_fraction: 0.2
-            class_map: {{Pedestrian: person, Person_sitting: person, Car: car, Truck: truck,
-                         Cyclist: bicycle, Van: null, Tram: null, Misc: null, DontCare: null}}
-          target:
-            format: cityscapes
-            root: {data.target_root}
-            class_map: {{person: person, car: car, truck: truck, bicycle: bicycle}}
-            on_unknown_label: ignore
+        """) + data_section(data.source_root, data.target_root) + textwrap.dedent(f"""\
         translator:
           model: {{base_channels: 8, content_res_blocks: 1, style_res_blocks: 1,
                   generator_res_blocks: 1, discriminator_channels: 8, discriminator_layers: 2,
