@@ -46,8 +46,14 @@ def load_lpips(alexnet_weights: str | Path, device: torch.device) -> nn.Module:
                            f"(alexnet-owt-7be5be79.pth): {brief(exc)}") from None
     with warnings.catch_warnings():   # lpips asks torchvision for alexnet(pretrained=False)
         warnings.filterwarnings("ignore", category=UserWarning)
-        net = lpips.LPIPS(net="alex", version="0.1", pretrained=True, pnet_rand=True,
+        net = lpips.LPIPS(net="alex", version="0.1", pretrained=False, pnet_rand=True,
                           verbose=False)
+    # The calibrated linear layers are a file inside the lpips package (a local path, read
+    # with weights_only=True here rather than by lpips' own unchecked torch.load).
+    linear = Path(lpips.__file__).parent / "weights" / "v0.1" / "alex.pth"
+    state = torch.load(linear, map_location="cpu", weights_only=True)
+    net.lins.load_state_dict({name.removeprefix("lin"): value         # "lin0.x" -> "0.x"
+                              for name, value in state.items()})
     # lpips splits AlexNet's `features` into slice1..slice5, keeping the layer indices:
     # its "slice2.3.weight" is torchvision's "features.3.weight".
     trunk = {name: alexnet.state_dict()[f"features.{name.split('.', 1)[1]}"]
