@@ -175,6 +175,8 @@ def _add_metrics_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=d.batch_size, metavar="B")
     p.add_argument("--seed", type=int, default=d.seed, metavar="S",
                    help="seeds KID's subsets and IS's splits")
+    p.add_argument("--workers", type=int, default=2, metavar="W",
+                   help="image decoding threads (default 2)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
 
 
@@ -185,11 +187,12 @@ def _metrics(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from pipeline.formats.common import atomic_write_text
     from pipeline.metrics.errors import MetricsError
     from pipeline.metrics.images import read_image_set
-    from pipeline.metrics.suite import (Options, WeightNames, compare_image_sets,
-                                        format_summary, load_networks)
+    from pipeline.config import MetricsConfig
+    from pipeline.metrics.suite import (WeightNames, compare_image_sets, format_summary,
+                                        load_networks)
 
-    if args.batch_size < 1:
-        parser.error("--batch-size must be >= 1")
+    if args.batch_size < 1 or args.workers < 1:
+        parser.error("--batch-size and --workers must be >= 1")
     try:
         device = resolve_device(args.device)
     except RuntimeError as exc:
@@ -201,8 +204,9 @@ def _metrics(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
                                  device, WeightNames("--inception-weights", "--lpips-weights",
                                                      "--classifier"))
         document = compare_image_sets(real, fake, source, networks,
-                                      Options(batch_size=args.batch_size, seed=args.seed),
-                                      device)
+                                      MetricsConfig(batch_size=args.batch_size,
+                                                    seed=args.seed),
+                                      args.workers, device)
     except MetricsError as exc:
         logger.error("%s", exc)
         return 1

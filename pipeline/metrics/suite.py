@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from pipeline.config import MetricsConfig
 from pipeline.metrics import diversity, inception
 from pipeline.metrics.errors import MetricsError
 from pipeline.metrics.images import ImageSet, batches, load_image
@@ -51,20 +52,6 @@ class Networks:
     classifier: inception.Network | None = None
     lpips: nn.Module | None = None
     missing: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Options:
-    """How the metrics run (the ``metrics`` config's values): images per forward pass, decoding
-    threads, the seed of KID's subsets and IS's splits, and the caps of each metric."""
-
-    batch_size: int = 16
-    workers: int = 2
-    seed: int = 0
-    kid_subset_size: int = 1000
-    kid_subsets: int = 100
-    is_splits: int = 10
-    pixels_per_box: int = 256
 
 
 @dataclass
@@ -110,11 +97,13 @@ def load_networks(inception_weights: str | Path | None, lpips_weights: str | Pat
 
 
 def compute(real: ImageSet, fake: ImageSet, source: ImageSet | None, classes: Sequence[str],
-            networks: Networks, samples: Samples | str, options: Options,
+            networks: Networks, samples: Samples | str, settings: MetricsConfig, workers: int,
             device: torch.device) -> dict:
     """``{"fid", "kid", "is", "cis", "lpips_diversity", "style_distance"}``: each a result or
-    ``{"skipped": reason}`` (logged as a warning). ``samples`` is a reason when there are none."""
-    o = options
+    ``{"skipped": reason}`` (logged as a warning). ``samples`` is a reason when there are none.
+    ``settings`` gives batch size, seed and the caps of each metric; ``workers`` the decoding
+    threads."""
+    o = settings
     fake = fake.first_samples()
     result: dict[str, dict] = {}
 
@@ -123,7 +112,7 @@ def compute(real: ImageSet, fake: ImageSet, source: ImageSet | None, classes: Se
         result[key] = {"skipped": reason}
 
     fake_nets = [n for n in (networks.features, networks.classifier) if n is not None]
-    fake_out = dict(zip(fake_nets, _outputs(fake, fake_nets, o, device)))
+    fake_out = dict(zip(fake_nets, _outputs(fake, fake_nets, o.batch_size, workers, device)))
     if networks.features is None:
         skip("fid", networks.missing["features"])
         skip("kid", networks.missing["features"])
@@ -133,7 +122,7 @@ def compute(real: ImageSet, fake: ImageSet, source: ImageSet | None, classes: Se
         skip("fid", reason)
         skip("kid", reason)
     else:
-        (real_features,) = _outputs(real, [networks.features], o, device)
+        (real_features,) = _outputs(real, [networks.features], o.batch_size, workers, device)
         fake_features = fake_out[networks.features]
         result["fid"] = {"value": inception.frechet_distance(real_features, fake_features)}
         result["kid"] = inception.kernel_distance(real_features, fake_features,
@@ -143,24 +132,25 @@ def compute(real: ImageSet, fake: ImageSet, source: ImageSet | None, classes: Se
     else:
         result["is"] = inception.inception_score(fake_out[networks.classifier], o.is_splits,
                                                  o.seed)
-    _diversity_and_cis(networks, samples, o, device, result, skip)
+    _diversity_and_cis(networks, samples, o.batch_size, device, result, skip)
     if real.has_boxes and fake.has_boxes:
-        result["style_distance"] = style_distance(fake, real, source, classes, o.pixels_per_box,
-                                                  o.workers)
+        result["style_distance"] = style_distance(fake, real, source, classes,
+                                                  o.style_pixels_per_box, workers)
     else:
         skip("style_distance", "the per-class style distance needs boxes: give the real and "
                                "translated sets as COCO manifests")
     return {k: result[k] for k in METRIC_KEYS}
 
 
-def _outputs(images: ImageSet, nets: list, o: Options, device: torch.device) -> list[Tensor]:
+def _outputs(images: ImageSet, nets: list, batch_size: int, workers: int,
+             device: torch.device) -> list[Tensor]:
     if not nets:
         return []
-    return inception.extract((x for _, x in batches(images.items, o.batch_size, o.workers)),
+    return inception.extract((x for _, x in batches(images.items, batch_size, workers)),
                              nets, device)
 
 
-def _diversity_and_cis(networks: Networks, samples: Samples | str, o: Options,
+def _diversity_and_cis(networks: Networks, samples: Samples | str, batch_size: int,
                        device: torch.device, result: dict, skip) -> None:
     for key, net, role in (("lpips_diversity", networks.lpips, "lpips"),
                            ("cis", networks.classifier, "classifier")):
@@ -175,10 +165,10 @@ def _diversity_and_cis(networks: Networks, samples: Samples | str, o: Options,
     for group in samples.groups:
         if networks.lpips is not None:
             distances.append(diversity.pair_distances(networks.lpips, group, device,
-                                                      o.batch_size))
+                                                      batch_size))
         if networks.classifier is not None:
             (out,) = inception.extract(
-                (group[s:s + o.batch_size] for s in range(0, len(group), o.batch_size)),
+                (group[s:s + batch_size] for s in range(0, len(group), batch_size)),
                 [networks.classifier], device)
             logits.append(out)
     if networks.lpips is not None:
@@ -189,7 +179,8 @@ def _diversity_and_cis(networks: Networks, samples: Samples | str, o: Options,
 
 
 def compare_image_sets(real: ImageSet, fake: ImageSet, source: ImageSet | None,
-                       networks: Networks, options: Options, device: torch.device) -> dict:
+                       networks: Networks, settings: MetricsConfig, workers: int,
+                       device: torch.device) -> dict:
     """``pipeline metrics``: the metrics of ``fake`` against ``real`` (folders or manifests).
 
     LPIPS diversity and CIS use the inputs of ``fake`` that have several samples (a
@@ -206,7 +197,8 @@ def compare_image_sets(real: ImageSet, fake: ImageSet, source: ImageSet | None,
         samples = ("LPIPS diversity and CIS need several style samples per input: give a "
                    "translate output with --num-samples K >= 2 as its annotations.json")
     classes = list(dict.fromkeys((*(fake.classes or ()), *(real.classes or ()))))
-    metrics = compute(real, fake, source, classes, networks, samples, options, device)
+    metrics = compute(real, fake, source, classes, networks, samples, settings, workers,
+                      device)
     if all("skipped" in v for v in metrics.values()):
         raise MetricsError(
             "nothing to compute: every metric was skipped (see the warnings above): give "

@@ -77,15 +77,11 @@ def run(ctx: RunContext) -> dict:
     from pipeline.metrics.errors import MetricsError
     from pipeline.metrics.images import read_image_set
     from pipeline.metrics.read_selectivity import read_selectivity
-    from pipeline.metrics.suite import (VERSION, Options, Samples, compute, format_summary,
-                                        load_networks)
+    from pipeline.metrics.suite import VERSION, Samples, compute, format_summary, load_networks
     from pipeline.runner import StageError  # here: the runner imports the stages
 
     cfg, m = ctx.config, ctx.config.metrics
     device = resolve_device(cfg.run.device)
-    options = Options(batch_size=m.batch_size, workers=cfg.run.workers, seed=m.seed,
-                      kid_subset_size=m.kid_subset_size, kid_subsets=m.kid_subsets,
-                      is_splits=m.is_splits, pixels_per_box=m.style_pixels_per_box)
     try:
         real = read_image_set(ctx.manifest(m.real_split))
         fake = read_image_set(translated_dir(ctx) / ANNOTATIONS).first_samples()
@@ -101,8 +97,8 @@ def run(ctx: RunContext) -> dict:
                                                    m.seed, cfg.translate.direction, device)
 
         samples = Samples(styles(), m.diversity_samples, {"split": diversity_split(ctx)})
-        metrics = compute(real, fake, source, cfg.data.classes, networks, samples, options,
-                          device)
+        metrics = compute(real, fake, source, cfg.data.classes, networks, samples, m,
+                          cfg.run.workers, device)
         metrics["read_selectivity"] = read_selectivity(
             translator(), inputs, DIRECTIONS[cfg.translate.direction][0], device)
     except (DatasetError, MetricsError, FileNotFoundError, ValueError) as exc:
