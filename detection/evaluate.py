@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from detection.errors import DetectionError
+from detection.files import read_json
 from detection.manifest import load_manifest
 
 logger = logging.getLogger(__name__)
@@ -37,12 +37,8 @@ MAX_DETS = -1   # index of maxDets = 100
 def load_results(path: str | Path) -> list[dict]:
     """Read a COCO results JSON file (a list of ``{image_id, category_id, bbox, score}``)."""
     path = Path(path)
-    try:
-        results = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DetectionError(f"{path}: results file does not exist; run predict first") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DetectionError(f"{path}: not a readable COCO results file ({exc})") from None
+    results = read_json(path, "results file does not exist; run predict first",
+                        "not a readable COCO results file")
     if not isinstance(results, list):
         raise DetectionError(f"{path}: a COCO results file is a JSON list of detections")
     return results

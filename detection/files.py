@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader sees the old file or the new one, never a part of one."""
+"""JSON reading with errors that name the file, and atomic file writes: a reader sees the old
+file or the new one, never a part of one."""
 
 from __future__ import annotations
 
@@ -7,6 +8,19 @@ import os
 import secrets
 from pathlib import Path
 from typing import Any
+
+from detection.errors import DetectionError
+
+
+def read_json(path: Path, missing: str, unreadable: str) -> Any:
+    """The JSON document at ``path``; :class:`DetectionError` ``"<path>: <missing>"`` when the
+    file does not exist, ``"<path>: <unreadable> (<why>)"`` when it cannot be read or parsed."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DetectionError(f"{path}: {missing}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DetectionError(f"{path}: {unreadable} ({exc})") from None
 
 
 def _temporary(path: Path) -> Path:

@@ -9,7 +9,6 @@ This module reads them with :mod:`json` only, so the package stays independent o
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from detection.errors import DetectionError
+from detection.files import read_json
 
 
 @dataclass
@@ -56,12 +56,7 @@ def load_manifest(path: str | Path, classes: Sequence[str] | None = None) -> Man
     """Read a manifest; with ``classes``, check that its categories are exactly those, as ids
     1..K in that order. Raises :class:`DetectionError` naming the file."""
     path = Path(os.path.abspath(path))
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DetectionError(f"{path}: manifest does not exist") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DetectionError(f"{path}: not a readable COCO JSON file ({exc})") from None
+    data = read_json(path, "manifest does not exist", "not a readable COCO JSON file")
     if not isinstance(data, dict) or not all(isinstance(data.get(k), list)
                                              for k in ("images", "annotations", "categories")):
         raise DetectionError(f"{path}: not a COCO detection file (needs lists 'images', "
