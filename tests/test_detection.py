@@ -25,7 +25,7 @@ from pipeline.cli import main
 from pipeline.config import ConfigError, load_config
 from pipeline.stages.evaluate import format_table
 from tiny_detection import CLASSES, perfect_results, write_manifest
-from tiny_run import data_section
+from tiny_run import data_section, detector_section
 
 # ---------------------------------------------------------------------------------- evaluation
 
@@ -271,23 +271,11 @@ def test_finished_training_is_not_repeated_and_other_settings_are_refused(tmp_pa
 # ---------------------------------------------------------------------------------- stages
 
 
-def write_tiny_experiment(tmp_path, source_root, target_root, train_sets="[source_only, "
-                          "oracle]"):
+def write_tiny_experiment(tmp_path, source_root, target_root,
+                          train_sets=("source_only", "oracle")):
     text = textwrap.dedent(f"""\
         run: {{name: t, dir: {tmp_path / 'runs'}, workers: 1, device: cpu}}
-        """) + data_section(source_root, target_root, 0.25) + textwrap.dedent(f"""\
-        detector:
-          backend: torchvision
-          train_sets: {train_sets}
-          on_missing_class: warn
-          num_workers: 0
-          model: {{anchor_sizes: [8, 16, 32, 64, 128], fpn_channels: 16, box_head_dim: 32,
-                  roi_batch_size_per_image: 32}}
-          solver: {{iterations: 2, batch_size: 2, warmup_iterations: 1, checkpoint_every: 2,
-                   keep_snapshots: false}}
-          input: {{min_size: [48], max_size: 96}}
-          torchvision: {{backbone: resnet18_fpn}}
-        """)
+        """) + data_section(source_root, target_root, 0.25) + detector_section(train_sets)
     path = tmp_path / "exp.yaml"
     path.write_text(text)
     return path

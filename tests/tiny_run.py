@@ -5,6 +5,7 @@ initialised; the numbers it produces are meaningless, the files are real."""
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline import synthetic
@@ -33,6 +34,24 @@ def data_section(source_root: Path, target_root: Path, val_fraction: float = 0.2
         """)
 
 
+def detector_section(train_sets: Sequence[str]) -> str:
+    """The ``detector:`` section (YAML) of small random torchvision detectors (2 iterations)
+    for 96 x 48 images."""
+    return textwrap.dedent(f"""\
+        detector:
+          backend: torchvision
+          train_sets: [{', '.join(train_sets)}]
+          on_missing_class: warn
+          num_workers: 0
+          model: {{anchor_sizes: [8, 16, 32, 64, 128], fpn_channels: 16, box_head_dim: 32,
+                  roi_batch_size_per_image: 32}}
+          solver: {{iterations: 2, batch_size: 2, warmup_iterations: 1, checkpoint_every: 2,
+                   keep_snapshots: false}}
+          input: {{min_size: [48], max_size: 96}}
+          torchvision: {{backbone: resnet18_fpn}}
+        """)
+
+
 def write_tiny_run_config(folder: Path, data: synthetic.SyntheticDataset, name: str = "tiny",
                           extra: str = "") -> Path:
     """A config for ``data`` with a small random translator (3 iterations at 32 x 32) and small
@@ -49,18 +68,7 @@ def write_tiny_run_config(folder: Path, data: synthetic.SyntheticDataset, name: 
           train: {{iterations: 3, resize: 32, crop: 32, num_workers: 0, checkpoint_every: 3,
                   image_every: 3, log_every: 1}}
         translate: {{num_samples: {NUM_SAMPLES}, batch_size: 4, workers: 0, writers: 1}}
-        detector:
-          backend: torchvision
-          train_sets: [{', '.join(TRAIN_SETS)}]
-          on_missing_class: warn
-          num_workers: 0
-          model: {{anchor_sizes: [8, 16, 32, 64, 128], fpn_channels: 16, box_head_dim: 32,
-                  roi_batch_size_per_image: 32}}
-          solver: {{iterations: 2, batch_size: 2, warmup_iterations: 1, checkpoint_every: 2,
-                   keep_snapshots: false}}
-          input: {{min_size: [48], max_size: 96}}
-          torchvision: {{backbone: resnet18_fpn}}
-        """) + textwrap.dedent(extra)
+        """) + detector_section(TRAIN_SETS) + textwrap.dedent(extra)
     path = folder / f"{name}.yaml"
     path.write_text(text)
     return path
