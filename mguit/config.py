@@ -70,6 +70,24 @@ class MemoryConfig:
     loss: Literal["contrastive", "triplet"] = "contrastive"
     temperature: float = 0.1
     triplet_margin: float = 1.0
+    # T of every read of eq 2 (training's masked reads and test reads). 1.0 is the paper.
+    read_temperature: float = 1.0
+    # T of eq 5's softmax over pixels. 1.0 is the paper (no temperature).
+    update_temperature: float = 1.0
+    # Eq 8's positive: "nearest" item of the pixel's class (the paper) or the whole "class".
+    positive: Literal["nearest", "class"] = "nearest"
+    # The style features of eq 8's value term: the style encoder's "sample" (its mean plus
+    # the VAE's unit-variance noise, which early on is nearly all noise) or its "mean".
+    value_features: Literal["sample", "mean"] = "sample"
+    # eta in eq 6, k <- normalize(k + eta * sum_p beta c_p) (values alike). 1.0 is the paper.
+    update_rate: float = 1.0
+    # What eq 5-6 add to the items: "raw" features (the paper's equation as printed; content
+    # maps have norm ~sqrt(C), so an item is all but replaced by the batch's mean at every
+    # update) or "normalized" unit features (the items then move by at most about half).
+    write_features: Literal["raw", "normalized"] = "raw"
+    # Eq 8's sum over pixels: "pixel" (every pixel alike, so the background's pixels dominate)
+    # or "class_balanced" (the mean over each group's pixels, then over the groups present).
+    loss_reduction: Literal["pixel", "class_balanced"] = "pixel"
     # Random style values for multimodal output and the latent regression loss:
     # normalize(v + sample_noise * N(0, I)). 0 would give one output per image.
     sample_noise: float = 0.5
@@ -81,6 +99,12 @@ class MemoryConfig:
             raise ValueError(f"memory.items must all be >= 1, got {self.items}")
         if self.temperature <= 0:
             raise ValueError("memory.temperature must be > 0")
+        if self.read_temperature <= 0:
+            raise ValueError("memory.read_temperature must be > 0")
+        if self.update_temperature <= 0:
+            raise ValueError("memory.update_temperature must be > 0")
+        if not 0 < self.update_rate <= 1:
+            raise ValueError("memory.update_rate must be in (0, 1]")
 
 
 @dataclass
@@ -96,6 +120,16 @@ class LossConfig:
     key_contrast: float = 1.0
     value_contrast: float = 0.5
     gan_mode: Literal["vanilla", "lsgan"] = "vanilla"
+    # The domain discriminators also judge the translations made with random style values
+    # (as DRIT does with its random attributes). False: only the memory-read translations.
+    random_style_adv: bool = False
+    # Mode seeking (DRIT++): weight of 1 / (image distance / style distance) between two random
+    # style samples of one content. 0 is the paper (no such term).
+    mode_seeking: float = 0.0
+    # The style of eq 7's self-reconstruction: "memory" (the paper: G^x(c^x, s_hat^x), a read
+    # that is a function of the content alone) or "encoder" (DRIT: the style encoder's sample
+    # of the image itself, so that the generator must render what the style says).
+    self_recon_style: Literal["memory", "encoder"] = "memory"
 
 
 @dataclass

@@ -59,3 +59,13 @@ def reparameterize(mu: Tensor, logvar: Tensor, generator: torch.Generator | None
 
 def l1(prediction: Tensor, target: Tensor) -> Tensor:
     return F.l1_loss(prediction, target)
+
+
+def mode_seeking_loss(image_a: Tensor, image_b: Tensor, style_a: Tensor, style_b: Tensor,
+                      eps: float = 1e-5) -> Tensor:
+    """Mode-seeking regularisation (Mao et al., CVPR 2019; DRIT++): the inverse of how far two
+    outputs of one content lie apart per unit of distance between their styles,
+    ``1 / (mean|I_a - I_b| / mean|s_a - s_b| + eps)``. Minimising it stops a generator from
+    mapping every style to the same image; images ``(B, 3, H, W)``, styles ``(B, C, h, w)``."""
+    ratio = (image_a - image_b).abs().mean() / (style_a - style_b).abs().mean().clamp_min(eps)
+    return 1 / (ratio + eps)

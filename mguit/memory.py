@@ -53,11 +53,34 @@ class ClassAwareMemory(nn.Module):
             feature learning (0.07 - 0.2).
         triplet_margin: margin of the triplet variant, on squared distances of unit vectors
             (which lie in [0, 4]); 1.0 as in MNAD.
+        write_features: ``raw`` (eq 5-6 as printed) or ``normalized``: the features added to
+            the items by the update are first scaled to unit length, like the items.
+        loss_reduction: eq 8 averaged over all pixels (``pixel``) or over each group's pixels
+            and then over the groups present in the mask (``class_balanced``).
+        update_temperature: T of eq 5, ``softmax_p(cos(c_p, k_n) / T)`` over the pixels that
+            update item n. 1.0 is the paper: the softmax over pixels is then nearly uniform, so
+            every item of a class receives the same class mean and the items of a class
+            collapse into one; a low T lets each item take the pixels nearest to it.
+        update_rate: eta in ``k <- normalize(k + eta * sum_p beta c_p)`` (likewise the values);
+            1.0 is eq 6. Below 1 the items are slowly moving prototypes (like an EMA codebook)
+            that eq 8 can pull the features towards, instead of a copy of the last batch.
+        positive: eq 8's positive in training: ``nearest`` (the paper: the nearest item among
+            those the pixel may address; the class's other items count as negatives) or
+            ``class`` (every item of the pixel's class: ``-log sum_{n in class} softmax_n``,
+            the negative log of the read mass a test-time read at temperature tau puts on the
+            pixel's class). Without a mask (single memory) both are ``nearest``.
+        read_temperature: T of every read of eq 2, ``softmax_n(cos(c_p, k_n) / T)``. 1.0 is the
+            paper's equation exactly: cosines lie in [-1, 1], so with 20 items no item can get
+            more than e / (e + 19 / e) ~ 0.28 of a pixel's weight and an unmasked read is
+            always a blend of every class's styles.
     """
 
     def __init__(self, key_dim: int, items: dict[str, int], variant: str = "class_aware",
                  loss: str = "contrastive", temperature: float = 0.1,
-                 triplet_margin: float = 1.0):
+                 triplet_margin: float = 1.0, read_temperature: float = 1.0,
+                 write_features: str = "raw", loss_reduction: str = "pixel",
+                 update_temperature: float = 1.0, update_rate: float = 1.0,
+                 positive: str = "nearest"):
         super().__init__()
         if variant not in ("class_aware", "single"):
             raise ValueError(f"variant must be class_aware or single, got {variant!r}")
@@ -70,6 +93,25 @@ class ClassAwareMemory(nn.Module):
         self.loss_kind = loss
         self.temperature = temperature
         self.triplet_margin = triplet_margin
+        if read_temperature <= 0:
+            raise ValueError(f"read_temperature must be > 0, got {read_temperature}")
+        self.read_temperature = read_temperature
+        if update_temperature <= 0:
+            raise ValueError(f"update_temperature must be > 0, got {update_temperature}")
+        self.update_temperature = update_temperature
+        if not 0 < update_rate <= 1:
+            raise ValueError(f"update_rate must be in (0, 1], got {update_rate}")
+        self.update_rate = update_rate
+        if positive not in ("nearest", "class"):
+            raise ValueError(f"positive must be nearest or class, got {positive!r}")
+        self.class_positive = positive == "class"
+        if write_features not in ("raw", "normalized"):
+            raise ValueError(f"write_features must be raw or normalized, got {write_features!r}")
+        if loss_reduction not in ("pixel", "class_balanced"):
+            raise ValueError(f"loss_reduction must be pixel or class_balanced, got "
+                             f"{loss_reduction!r}")
+        self.normalize_writes = write_features == "normalized"
+        self.loss_reduction = loss_reduction
         num_items = sum(items.values())
         group_of_item = torch.cat([torch.full((n,), g, dtype=torch.long)
                                    for g, n in enumerate(items.values())])
@@ -91,7 +133,8 @@ class ClassAwareMemory(nn.Module):
         sizes = ", ".join(f"{g}={int((self.group_of_item == i).sum())}"
                           for i, g in enumerate(self.groups))
         return (f"items={self.num_items} ({sizes}), C={self.keys.shape[1]}, "
-                f"class_aware={self.class_aware}, loss={self.loss_kind}, tau={self.temperature}")
+                f"class_aware={self.class_aware}, loss={self.loss_kind}, tau={self.temperature}, "
+                f"read_temperature={self.read_temperature}")
 
     def similarity(self, features: Tensor) -> Tensor:
         """Cosine similarity (eq 3) of every pixel to every key: ``(B, C, H, W)`` -> ``(B, HW, N)``."""
@@ -125,12 +168,41 @@ class ClassAwareMemory(nn.Module):
             return style.transpose(1, 2).reshape(b, -1, h, w)
 
     def read_weights(self, content: Tensor, mask: Tensor | None = None) -> Tensor:
-        """The read weights alpha of eq 2, ``(B, HW, N)``."""
-        logits = self.similarity(content)
+        """The read weights alpha of eq 2 at the read temperature, ``(B, HW, N)``."""
+        logits = self.similarity(content) / self.read_temperature
         allowed = self.allowed_items(mask)
         if allowed is not None:
             logits = logits.masked_fill(~allowed, float("-inf"))
         return logits.softmax(dim=2)
+
+    @torch.no_grad()
+    def read_statistics(self, content: Tensor, mask: Tensor) -> dict[str, Tensor]:
+        """How class-selective the test-time (unmasked) reads of ``content`` are, per group.
+
+        Args:
+            content: ``(B, C, H, W)`` content features.
+            mask: ``(B, H, W)`` int64 group index of every pixel (the training rule).
+        Returns:
+            ``{"own_mass", "nearest_correct", "pixels"}``, each ``(G,)`` float64 on the CPU: per
+            group g, the sum over g's pixels of their read weight on g's items, the number of
+            g's pixels whose nearest key (largest cosine) is one of g's items, and the number
+            of g's pixels. Divide the first two by the third for the per-pixel means.
+        """
+        groups = len(self.groups)
+        alpha = self.read_weights(content).float()                      # (B, HW, N)
+        per_group = alpha.new_zeros(*alpha.shape[:2], groups)
+        per_group.index_add_(2, self.group_of_item, alpha)              # (B, HW, G)
+        labels = mask.flatten(1).to(alpha.device)                       # (B, HW)
+        own = per_group.gather(2, labels.unsqueeze(2)).squeeze(2)
+        correct = self.group_of_item[alpha.argmax(dim=2)] == labels
+        flat = labels.flatten()
+
+        def per(values: Tensor) -> Tensor:
+            return torch.zeros(groups, dtype=torch.float64, device=alpha.device).index_add_(
+                0, flat, values.flatten().double()).cpu()
+
+        return {"own_mass": per(own), "nearest_correct": per(correct),
+                "pixels": per(torch.ones_like(own))}
 
     def sample_values(self, domain: int, noise: float, generator: torch.Generator | None = None,
                       batch: int | None = None) -> Tensor:
@@ -150,18 +222,22 @@ class ClassAwareMemory(nn.Module):
 
     def _update_sums(self, content: Tensor, style: Tensor, mask: Tensor | None
                      ) -> tuple[Tensor, Tensor, Tensor]:
-        """Unnormalised eq 5 sums of one domain: (sum_p e c_p, sum_p e s_p, sum_p e), e = exp(d).
+        """Unnormalised eq 5 sums of one domain: (sum_p e c_p, sum_p e s_p, sum_p e), with
+        e = exp((d - 1) / T).
 
-        The cosine lies in [-1, 1], so exp needs no max-subtraction; keeping numerator and
-        denominator apart lets DDP ranks add theirs before dividing, which gives exactly the
-        softmax over the pixels of all ranks.
+        The cosine d is at most 1, so the constant shift by 1 (which cancels in the softmax)
+        keeps exp in (0, 1] at any temperature; keeping numerator and denominator apart lets
+        DDP ranks add theirs before dividing, which gives exactly the softmax over the pixels
+        of all ranks.
         """
-        weights = self.similarity(content.float()).exp()
+        weights = ((self.similarity(content.float()) - 1) / self.update_temperature).exp()
         allowed = self.allowed_items(mask)
         if allowed is not None:
             weights = weights * allowed
         c = content.float().flatten(2)          # (B, C, HW)
         s = style.float().flatten(2)
+        if self.normalize_writes:
+            c, s = F.normalize(c, dim=1), F.normalize(s, dim=1)
         key_sum = torch.einsum("bcp,bpn->nc", c, weights)
         value_sum = torch.einsum("bcp,bpn->nc", s, weights)
         return key_sum, value_sum, weights.sum(dim=(0, 1))
@@ -193,10 +269,11 @@ class ClassAwareMemory(nn.Module):
         zx, zy = sums[:, 4 * c:4 * c + 1], sums[:, 4 * c + 1:]
         # An item without pixels has zero weight sums: it receives nothing (0 / 1).
         zx, zy = zx.clamp_min(1e-12), zy.clamp_min(1e-12)
-        keys = self.keys.float() + kx / zx + ky / zy
+        rate = self.update_rate
+        keys = self.keys.float() + rate * (kx / zx + ky / zy)
         self.keys.copy_(F.normalize(keys, dim=1))
-        self.values[0].copy_(F.normalize(self.values[0].float() + vx / zx, dim=1))
-        self.values[1].copy_(F.normalize(self.values[1].float() + vy / zy, dim=1))
+        self.values[0].copy_(F.normalize(self.values[0].float() + rate * vx / zx, dim=1))
+        self.values[1].copy_(F.normalize(self.values[1].float() + rate * vy / zy, dim=1))
 
     def feature_loss(self, content: Tensor, style: Tensor, domain: int,
                      mask: Tensor | None = None) -> dict[str, Tensor]:
@@ -213,21 +290,39 @@ class ClassAwareMemory(nn.Module):
         with record_function("memory.feature_loss"):
             allowed = self.allowed_items(mask)
             return {
-                "key": self._item_loss(content, self.keys, allowed),
-                "value": self._item_loss(style, self.values[domain], allowed),
+                "key": self._reduce(self._item_loss(content, self.keys, allowed), mask),
+                "value": self._reduce(self._item_loss(style, self.values[domain], allowed),
+                                      mask),
             }
 
+    def _reduce(self, loss: Tensor, mask: Tensor | None) -> Tensor:
+        """Per-pixel losses ``(B, HW)`` -> a scalar, by ``self.loss_reduction``."""
+        if self.loss_reduction == "pixel" or mask is None:
+            return loss.mean()
+        labels = mask.flatten()
+        groups = len(self.groups)
+        sums = loss.new_zeros(groups).index_add(0, labels, loss.flatten())
+        counts = torch.bincount(labels, minlength=groups).to(loss.dtype)
+        present = counts > 0
+        return (sums[present] / counts[present]).mean()
+
     def _item_loss(self, features: Tensor, items: Tensor, allowed: Tensor | None) -> Tensor:
+        """Per-pixel eq 8 (or triplet) losses, ``(B, HW)``."""
         q = F.normalize(features.float().flatten(2).transpose(1, 2), dim=2)    # (B, HW, C)
         sim = q @ items.float().T                                               # (B, HW, N)
         candidates = sim if allowed is None else sim.masked_fill(~allowed, float("-inf"))
         positive = candidates.argmax(dim=2)
+        if self.loss_kind == "contrastive" and self.class_positive and allowed is not None:
+            logits = sim / self.temperature
+            return (logits.logsumexp(dim=2)
+                    - logits.masked_fill(~allowed, float("-inf")).logsumexp(dim=2))
         if self.loss_kind == "contrastive":
-            return F.cross_entropy((sim / self.temperature).flatten(0, 1), positive.flatten())
+            return F.cross_entropy((sim / self.temperature).flatten(0, 1), positive.flatten(),
+                                   reduction="none").view(positive.shape)
         # Triplet: the negative is the nearest item other than the positive (MNAD's
         # "second nearest"); squared distances of unit vectors are 2 - 2 cos.
         others = sim.scatter(2, positive.unsqueeze(2), float("-inf"))
         pos_sim = sim.gather(2, positive.unsqueeze(2)).squeeze(2)
         neg_sim = others.max(dim=2).values
         pos_dist, neg_dist = 2 - 2 * pos_sim, 2 - 2 * neg_sim
-        return F.relu(pos_dist - neg_dist + self.triplet_margin).mean()
+        return F.relu(pos_dist - neg_dist + self.triplet_margin)

@@ -63,7 +63,13 @@ class MGUIT(nn.Module):
         mem = cfg.memory
         self.memory = ClassAwareMemory(mem.key_dim, mem.items, variant=mem.variant,
                                        loss=mem.loss, temperature=mem.temperature,
-                                       triplet_margin=mem.triplet_margin)
+                                       triplet_margin=mem.triplet_margin,
+                                       read_temperature=mem.read_temperature,
+                                       write_features=mem.write_features,
+                                       loss_reduction=mem.loss_reduction,
+                                       update_temperature=mem.update_temperature,
+                                       update_rate=mem.update_rate,
+                                       positive=mem.positive)
 
     def generator_parameters(self) -> list[nn.Parameter]:
         """Parameters of eq 9's minimising side: encoders and generators."""
@@ -94,7 +100,8 @@ class MGUIT(nn.Module):
             sampled styles ``s_*``, feature masks ``m_*``, translations ``fake_x`` (y -> x) and
             ``fake_y`` (x -> y), reconstructions ``recon_*``, cycle reconstructions ``cycle_*``,
             random-style translations ``random_*`` with their targets ``random_style_*`` and
-            re-encodings ``random_mu_*``.
+            re-encodings ``random_mu_*``; with ``loss.mode_seeking`` a second random-style
+            translation ``random2_*`` with its style ``random2_style_*``.
         """
         mem, G = self.memory, self.generators
         image_x, image_y = batch["image_x"], batch["image_y"]
@@ -114,8 +121,12 @@ class MGUIT(nn.Module):
 
         out["fake_y"] = G[Y](c_x, mem.read(c_x, Y, m_x))
         out["fake_x"] = G[X](c_y, mem.read(c_y, X, m_y))
-        out["recon_x"] = G[X](c_x, mem.read(c_x, X, m_x))
-        out["recon_y"] = G[Y](c_y, mem.read(c_y, Y, m_y))
+        if self.cfg.loss.self_recon_style == "encoder":
+            out["recon_x"] = G[X](c_x, out["s_x"])
+            out["recon_y"] = G[Y](c_y, out["s_y"])
+        else:
+            out["recon_x"] = G[X](c_x, mem.read(c_x, X, m_x))
+            out["recon_y"] = G[Y](c_y, mem.read(c_y, Y, m_y))
         # Translating keeps the geometry, so the masks of the inputs hold for the fakes.
         c_fake_y = self.content_encoder(out["fake_y"], Y)
         c_fake_x = self.content_encoder(out["fake_x"], X)
@@ -129,6 +140,11 @@ class MGUIT(nn.Module):
             out[f"random_{name}"] = G[dst](content, style)
             out[f"random_style_{name}"] = style
             out[f"random_mu_{name}"] = self.style_encoders[dst](out[f"random_{name}"])["mu"]
+            if self.cfg.loss.mode_seeking > 0:
+                values = mem.sample_values(dst, noise, batch=content.shape[0])
+                style = mem.read(content, dst, m, values=values)
+                out[f"random2_{name}"] = G[dst](content, style)
+                out[f"random2_style_{name}"] = style
         return out
 
     def discriminator_losses(self, out: dict[str, Tensor], batch: dict[str, Tensor]
@@ -136,12 +152,13 @@ class MGUIT(nn.Module):
         """Losses of the image discriminators (per domain) and of the content discriminator."""
         mode = self.cfg.loss.gan_mode
         D = self.discriminators
-        result = {
-            "disc_x": losses.discriminator_loss(D[X](batch["image_x"]),
-                                                D[X](out["fake_x"].detach()), mode),
-            "disc_y": losses.discriminator_loss(D[Y](batch["image_y"]),
-                                                D[Y](out["fake_y"].detach()), mode),
-        }
+        result = {}
+        for d, name in ((X, "x"), (Y, "y")):
+            real = D[d](batch[f"image_{name}"])
+            loss = losses.discriminator_loss(real, D[d](out[f"fake_{name}"].detach()), mode)
+            if self.cfg.loss.random_style_adv:
+                loss = loss + losses.gan_loss(D[d](out[f"random_{name}"].detach()), False, mode)
+            result[f"disc_{name}"] = loss
         # The content discriminator tells x's content (label 1) from y's (label 0).
         result["disc_content"] = losses.discriminator_loss(
             self.content_discriminator(out["c_x"].detach()),
@@ -158,8 +175,8 @@ class MGUIT(nn.Module):
         terms = {
             "self_recon": losses.l1(out["recon_x"], image_x) + losses.l1(out["recon_y"], image_y),
             "cycle": losses.l1(out["cycle_x"], image_x) + losses.l1(out["cycle_y"], image_y),
-            "domain_adv": (losses.gan_loss(D[X](out["fake_x"]), True, mode)
-                           + losses.gan_loss(D[Y](out["fake_y"]), True, mode)),
+            "domain_adv": sum(losses.gan_loss(D[d](out[key]), True, mode)
+                              for d, key in self._adversarial_fakes()),
             "content_adv": (losses.content_confusion_loss(self.content_discriminator(out["c_x"]))
                             + losses.content_confusion_loss(self.content_discriminator(out["c_y"]))),
             "kl": (losses.kl_loss(out["mu_x"], out["logvar_x"])
@@ -168,13 +185,26 @@ class MGUIT(nn.Module):
                                     F.normalize(out[f"random_style_{n}"], dim=1))
                           for n in ("x", "y")),
         }
-        fx = self.memory.feature_loss(out["c_x"], out["s_x"], X, out.get("m_x"))
-        fy = self.memory.feature_loss(out["c_y"], out["s_y"], Y, out.get("m_y"))
+        if w.mode_seeking > 0:
+            terms["mode_seeking"] = sum(
+                losses.mode_seeking_loss(out[f"random_{n}"], out[f"random2_{n}"],
+                                         out[f"random_style_{n}"], out[f"random2_style_{n}"])
+                for n in ("x", "y"))
+        style = "mu" if self.cfg.memory.value_features == "mean" else "s"
+        fx = self.memory.feature_loss(out["c_x"], out[f"{style}_x"], X, out.get("m_x"))
+        fy = self.memory.feature_loss(out["c_y"], out[f"{style}_y"], Y, out.get("m_y"))
         terms["key_contrast"] = fx["key"] + fy["key"]
         terms["value_contrast"] = fx["value"] + fy["value"]
         weighted = {k: getattr(w, k) * v for k, v in terms.items()}
         weighted["total"] = sum(weighted.values())
         return weighted
+
+    def _adversarial_fakes(self) -> list[tuple[int, str]]:
+        """(domain, output key) of every translation the domain discriminators judge."""
+        fakes = [(X, "fake_x"), (Y, "fake_y")]
+        if self.cfg.loss.random_style_adv:
+            fakes += [(X, "random_x"), (Y, "random_y")]
+        return fakes
 
     @torch.no_grad()
     def update_memory(self, out: dict[str, Tensor]) -> None:

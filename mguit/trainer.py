@@ -156,6 +156,7 @@ class Trainer:
         self.iteration = 0
         self.checkpoint_dir = self.out_dir / "checkpoints"
         self._writer: SummaryWriter | None = None
+        self._read_statistics: dict[str, float] = {}
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -240,11 +241,32 @@ class Trainer:
         average_gradients(model.generator_parameters(), self.world_size)
         self.scaler.step(self.opt_gen)
         self.scaler.update()
+        # Before the update, which would fit the items to this very batch.
+        self._read_statistics = self._memory_statistics(out)
         model.update_memory(out)
         for s in self.schedulers.values():
             s.step()
         return {**{k: v.item() for k, v in d_losses.items()},
                 **{k: v.item() for k, v in g_losses.items()}}
+
+    def _memory_statistics(self, out: dict[str, Tensor]) -> dict[str, float]:
+        """On logging iterations, how class-selective unmasked reads of this batch's content
+        would be (the test-time reads), per group: ``read_mass/<g>`` and
+        ``nearest_accuracy/<g>`` over both domains' pixels of that group."""
+        upcoming = self.iteration + 1          # the iteration _log will see
+        if "m_x" not in out or (upcoming % self.cfg.train.log_every and upcoming != 1):
+            return {}
+        memory = self.model.memory
+        totals = [memory.read_statistics(out[f"c_{d}"].detach(), out[f"m_{d}"])
+                  for d in ("x", "y")]
+        stats = {k: totals[0][k] + totals[1][k] for k in totals[0]}
+        result = {}
+        for g, name in enumerate(memory.groups):
+            if stats["pixels"][g] > 0:
+                result[f"read_mass/{name}"] = (stats["own_mass"][g] / stats["pixels"][g]).item()
+                result[f"nearest_accuracy/{name}"] = (stats["nearest_correct"][g]
+                                                      / stats["pixels"][g]).item()
+        return result
 
     def loader(self, start: int, end: int) -> DataLoader:
         sampler = IterationSampler(start, self.cfg.train.batch_size, self.rank, self.world_size,
@@ -309,6 +331,8 @@ class Trainer:
         if self.iteration % t.log_every == 0 or self.iteration == 1:
             for k, v in losses.items():
                 self.writer.add_scalar(f"loss/{k}", v, self.iteration)
+            for k, v in self._read_statistics.items():
+                self.writer.add_scalar(f"memory/{k}", v, self.iteration)
             self.writer.add_scalar("lr", self.schedulers["gen"].get_last_lr()[0], self.iteration)
         if self.iteration % t.image_every == 0:
             grid = self.sample_grid(batch)

@@ -1,28 +1,32 @@
-"""The paper's ablation (section 4.3, Table 4) in one command: ``pipeline ablate CONFIG``.
+"""The paper's ablation (section 4.3, Table 4) over several seeds: ``pipeline ablate CONFIG``.
 
 Four runs of the same experiment that differ only in the memory: single (``sm``) or class-aware
 (``cm``) memory, trained with the feature triplet (``tl``) or contrastive (``cl``) loss. Each
-variant is an ordinary run, ``runs/<name>_<variant>/``, taken through
+(variant, seed) is an ordinary run, ``runs/<name>_<variant>_s<seed>/``, taken through
 
     prepare -> train_translator -> translate -> train_detector -> evaluate -> metrics
 
-with ``detector.train_sets`` set to ``[translated]`` (the source-only and oracle detectors do not
-depend on the translator, so they are not trained four times). Rerunning resumes each variant
-where it stopped and skips what is done, like ``pipeline run``.
+with ``run.seed`` set to the seed and ``detector.train_sets`` to ``[translated]``. The source-only
+and oracle detectors do not depend on the translator, so they are trained once per seed, in
+``runs/<name>_reference_s<seed>/`` (prepare -> train_detector -> evaluate). Rerunning resumes
+each run where it stopped and skips what is done, like ``pipeline run``.
 
-The table, ``runs/<name>_ablation/ablation.{json,md}``, has per variant: the per-class style
-distance of the translated source to the target (lower is closer; the untranslated source's
-distance is the reference row), detection AP50 on ``evaluate.split`` of the detector trained on
-the variant's translations, how class-selective the memory's test-time reads are (class-aware
-variants), and FID, KID, LPIPS diversity, IS and CIS where their weights were given. When the base run (``runs/<name>``) has been evaluated, its source-only and oracle
-detectors are added as reference rows. The paper's Table 4 (INIT sunny <-> night) is quoted
-below it for reference, marked as such.
+The table, ``runs/<name>_ablation/ablation.{json,md}``, has a row per (variant, seed) and a
+mean +- std row per variant: the mean per-class style distance of the translated source to the
+target, detection AP50 of the detector trained on the variant's translations, the share of the
+source-only -> oracle gap it recovers on the mean AP50 of ``evaluate.gap_classes`` (with that
+seed's reference detectors), the edge correlation inside the boxes (content preservation), the
+difference between style samples on object pixels (multimodality) and the test-time read mass
+per class (class-aware variants); then the reference detectors per seed, FID, KID, LPIPS, IS and
+CIS where their weights were given, and the paper's Table 4 quoted for reference.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,9 +37,11 @@ from pipeline.runner import Runner
 
 logger = logging.getLogger(__name__)
 
-ABLATION_VERSION = 1
+ABLATION_VERSION = 2
 
 STAGES = ("prepare", "train_translator", "translate", "train_detector", "evaluate", "metrics")
+REFERENCE_STAGES = ("prepare", "train_detector", "evaluate")
+REFERENCE_SETS = ("source_only", "oracle")
 
 
 @dataclass(frozen=True)
@@ -63,48 +69,91 @@ PAPER_TABLE4 = {
     "cm_cl": (0.346, 1.176, 1.271, 1.115, 1.130),
 }
 
+# The per-run figures summarised as mean +- std over seeds, with their table headings.
+SUMMARY = (("style_distance", "Style distance"), ("map50", "mAP50"),
+           ("gap_recovered", "Gap recovered"), ("edge_boxes", "Edges in boxes"),
+           ("sample_objects", "Sample diff. (objects)"))
 
-def variant_config(config_path: str | Path, overrides: list[str], variant: Variant,
-                   base_name: str) -> Config:
-    """The base config with the variant's memory, its own run name, and only the translated
-    set's detector."""
+
+def run_name(base_name: str, variant: str, seed: int) -> str:
+    return f"{base_name}_{variant}_s{seed}"
+
+
+def variant_config(config_path: str | Path, overrides: Sequence[str], variant: Variant,
+                   base_name: str, seed: int) -> Config:
+    """The base config with the variant's memory, the seed, its own run name, and only the
+    translated set's detector."""
     return load_config(config_path, [
         *overrides,
-        f"run.name={base_name}_{variant.key}",
+        f"run.name={run_name(base_name, variant.key, seed)}",
+        f"run.seed={seed}",
         f"translator.memory.variant={variant.memory}",
         f"translator.memory.loss={variant.loss}",
         "detector.train_sets=[translated]",
     ])
 
 
-def run_ablation(config_path: str | Path, overrides: list[str] = (),
-                 variants: tuple[str, ...] = VARIANT_KEYS, force: bool = False) -> Path:
-    """Run every variant's stages (resuming what is done) and write the table. Returns the
-    folder holding ``ablation.json`` and ``ablation.md``."""
+def reference_config(config_path: str | Path, overrides: Sequence[str], base_name: str,
+                     seed: int) -> Config:
+    """The base config trained on the source and on the target only (no translator)."""
+    return load_config(config_path, [
+        *overrides,
+        f"run.name={run_name(base_name, 'reference', seed)}",
+        f"run.seed={seed}",
+        f"detector.train_sets=[{','.join(REFERENCE_SETS)}]",
+    ])
+
+
+def _run_stages(config: Config, stages: Sequence[str], force: bool) -> Path:
+    runner = Runner(config)
+    handler = add_run_log(runner.ctx.run_dir) if runner.is_main else None
+    try:
+        logger.info("ablation run %s", runner.ctx.run_dir)
+        runner.run(runner.select(only=list(stages)), force=force)
+    finally:
+        if handler is not None:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+    return runner.ctx.run_dir
+
+
+def run_ablation(config_path: str | Path, overrides: Sequence[str] = (),
+                 variants: tuple[str, ...] = VARIANT_KEYS, seeds: Sequence[int] | None = None,
+                 force: bool = False, reference: bool = True) -> Path:
+    """Run every (variant, seed) and, with ``reference``, each seed's source-only and oracle
+    detectors (resuming what is done), then write the table. ``seeds`` defaults to the config's
+    ``run.seed``. Returns the folder holding ``ablation.json`` and ``ablation.md``."""
     base = load_config(config_path, list(overrides))
+    seeds = list(seeds) if seeds else [base.run.seed]
     chosen = [v for v in VARIANTS if v.key in variants]
-    rows = {}
+    references: dict[str, dict] = {}
+    if reference:
+        for seed in seeds:
+            run_dir = _run_stages(reference_config(config_path, overrides, base.run.name, seed),
+                                  REFERENCE_STAGES, force)
+            references[str(seed)] = reference_detectors(run_dir)
+    gap_classes = base.evaluate.gap_classes or list(base.data.classes)
+    rows: dict[str, dict] = {}
     for variant in chosen:
-        config = variant_config(config_path, list(overrides), variant, base.run.name)
-        runner = Runner(config)
-        handler = add_run_log(runner.ctx.run_dir) if runner.is_main else None
-        try:
-            logger.info("ablation %s (%s): run %s", variant.key, variant.label,
-                        runner.ctx.run_dir)
-            runner.run(runner.select(only=list(STAGES)), force=force)
-        finally:
-            if handler is not None:
-                logging.getLogger().removeHandler(handler)
-                handler.close()
-        rows[variant.key] = collect_variant(runner.ctx.run_dir, variant)
+        per_seed = {}
+        for seed in seeds:
+            config = variant_config(config_path, overrides, variant, base.run.name, seed)
+            run_dir = _run_stages(config, STAGES, force)
+            per_seed[str(seed)] = collect_run(run_dir, references.get(str(seed), {}),
+                                              gap_classes)
+        rows[variant.key] = {"memory": variant.memory, "loss": variant.loss,
+                             "label": variant.label, "seeds": per_seed,
+                             "summary": summarise(per_seed.values())}
     out = base.run.path.parent / f"{base.run.name}_ablation"
     document = {
         "version": ABLATION_VERSION,
         "base_run": base.run.name,
         "classes": base.data.classes,
+        "gap_classes": gap_classes,
         "split": base.evaluate.split,
+        "seeds": seeds,
         "variants": rows,
-        "reference": reference_detectors(base.run.path),
+        "reference": references,
     }
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "ablation.json", json.dumps(document, indent=2) + "\n")
@@ -114,33 +163,72 @@ def run_ablation(config_path: str | Path, overrides: list[str] = (),
     return out
 
 
-def collect_variant(run_dir: Path, variant: Variant) -> dict:
-    """One variant's numbers from its run's ``eval/metrics.json`` and ``eval/translation.json``."""
+def mean_ap50(ap50: dict[str, float | None], classes: Sequence[str]) -> float | None:
+    values = [ap50.get(c) for c in classes]
+    return None if not values or None in values else sum(values) / len(values)
+
+
+def gap_recovered(translated: float | None, source_only: float | None,
+                  oracle: float | None) -> float | None:
+    """``(translated - source_only) / (oracle - source_only)``; None when undefined."""
+    if None in (translated, source_only, oracle) or oracle == source_only:
+        return None
+    return (translated - source_only) / (oracle - source_only)
+
+
+def collect_run(run_dir: Path, reference: dict, gap_classes: Sequence[str]) -> dict:
+    """One (variant, seed) run's numbers from ``eval/metrics.json`` and ``eval/translation.json``."""
     detection = json.loads((run_dir / "eval" / "metrics.json").read_text())
     translation = json.loads((run_dir / "eval" / "translation.json").read_text())
     translated = detection["detectors"]["translated"]
+    refs = {k: mean_ap50(v["ap50"], gap_classes) for k, v in reference.items()}
+    edges = translation.get("edge_correlation") or {}
+    samples = translation.get("multimodality") or {}
     return {
         "run": run_dir.name,
-        "memory": variant.memory,
-        "loss": variant.loss,
-        "label": variant.label,
         "ap50": translated["ap50"],
         "map50": translated["map50"],
         "ap": translated["ap"],
+        "gap_map50": mean_ap50(translated["ap50"], gap_classes),
+        "gap_recovered": gap_recovered(mean_ap50(translated["ap50"], gap_classes),
+                                       refs.get("source_only"), refs.get("oracle")),
         "style_distance": translation["style_distance"],
+        "edge_boxes": edges.get("boxes"),
+        "sample_objects": samples.get("objects"),
         **{key: translation.get(key) for key in ("fid", "kid", "lpips_diversity", "is", "cis",
-                                                 "read_selectivity")},
+                                                 "read_selectivity", "edge_correlation",
+                                                 "multimodality")},
     }
 
 
-def reference_detectors(base_run: Path) -> dict:
-    """Source-only and oracle AP from the base run, when it has been evaluated."""
-    path = base_run / "eval" / "metrics.json"
-    if not path.exists():
-        return {}
-    detectors = json.loads(path.read_text())["detectors"]
-    return {name: {"run": base_run.name, "ap50": d["ap50"], "map50": d["map50"], "ap": d["ap"]}
-            for name, d in detectors.items() if name in ("source_only", "oracle")}
+def summary_values(row: dict) -> dict[str, float | None]:
+    """The figures of :data:`SUMMARY` of one run's row."""
+    sd = row["style_distance"]
+    return {"style_distance": None if "skipped" in sd else sd["mean"]["translated"],
+            "map50": row["map50"], "gap_recovered": row["gap_recovered"],
+            "edge_boxes": row["edge_boxes"], "sample_objects": row["sample_objects"]}
+
+
+def summarise(rows) -> dict[str, dict[str, float | None]]:
+    """Per figure of :data:`SUMMARY`, the mean and sample standard deviation over seeds (std 0
+    for one seed; None when a seed lacks the figure)."""
+    values = [summary_values(r) for r in rows]
+    result = {}
+    for key, _ in SUMMARY:
+        column = [v[key] for v in values]
+        if not column or None in column:
+            result[key] = {"mean": None, "std": None}
+        else:
+            result[key] = {"mean": statistics.fmean(column),
+                           "std": statistics.stdev(column) if len(column) > 1 else 0.0}
+    return result
+
+
+def reference_detectors(run_dir: Path) -> dict:
+    """Source-only and oracle AP of a reference run."""
+    detectors = json.loads((run_dir / "eval" / "metrics.json").read_text())["detectors"]
+    return {name: {"run": run_dir.name, "ap50": d["ap50"], "map50": d["map50"], "ap": d["ap"]}
+            for name, d in detectors.items() if name in REFERENCE_SETS}
 
 
 def _number(value: float | None, scale: float = 1.0, digits: int = 1) -> str:
@@ -153,69 +241,55 @@ def _metric(entry: dict | None, key: str, digits: int) -> str:
     return _number(entry.get(key), digits=digits)
 
 
+# How each summary figure is printed: (scale, digits).
+_FORMAT = {"style_distance": (1, 1), "map50": (100, 1), "gap_recovered": (1, 2),
+           "edge_boxes": (1, 3), "sample_objects": (1, 2)}
+
+
 def format_table(document: dict) -> str:
-    """Markdown: the style-distance table, the detection table, the optional metrics table,
-    then the paper's Table 4 quoted for reference."""
+    """Markdown: the main table (every run, then mean +- std per variant), the reference
+    detectors, per-class AP50, read selectivity, the optional metrics, then the paper's
+    Table 4 quoted for reference."""
     classes, variants = document["classes"], document["variants"]
-    first = next(iter(variants.values()))
+    gap = ", ".join(document["gap_classes"])
     lines = [f"# Ablation of run {document['base_run']}", "",
-             "Per-class style distance to the target (Fréchet distance of CIELAB + gradient "
-             "statistics inside boxes; lower is closer to the target):", "",
-             "| Variant | " + " | ".join(c.capitalize() for c in classes) + " | Mean |",
-             "| --- |" + " ---: |" * (len(classes) + 1)]
-
-    def distance_row(name: str, per_class: dict, mean: dict, side: str) -> str:
-        cells = [_number(per_class.get(c, {}).get(side), digits=2) for c in classes]
-        return f"| {name} | " + " | ".join(cells) + f" | {_number(mean.get(side), digits=2)} |"
-
-    source = first["style_distance"]
-    lines.append(distance_row("Source, untranslated (reference)", source["per_class"],
-                              source["mean"], "source"))
-    for key, row in variants.items():
-        sd = row["style_distance"]
-        lines.append(distance_row(f"{key}: {row['label']}", sd["per_class"], sd["mean"],
-                                  "translated"))
-    lines += ["", f"Detection AP at IoU 0.5 (%) on {document['split']}, Faster R-CNN trained on "
-                  "each variant's translations:", "",
-              "| Training set | " + " | ".join(c.capitalize() for c in classes)
+             f"Seeds {', '.join(str(s) for s in document['seeds'])}. Style distance: mean "
+             "per-class Fréchet distance of CIELAB + gradient statistics inside boxes, translated "
+             f"source to target (lower is closer). mAP50 (%) on {document['split']} of Faster "
+             "R-CNN trained on the variant's translations. Gap recovered: (translated - "
+             f"source only) / (oracle - source only) on the mean AP50 of {gap}, with the same "
+             "seed's reference detectors. Edges in boxes: correlation of Sobel magnitudes "
+             "between source and translation inside the boxes. Sample diff.: mean absolute "
+             "difference between style samples on object pixels, in grey levels.", "",
+             "| Variant | Seed | " + " | ".join(h for _, h in SUMMARY) + " |",
+             "| --- | --- |" + " ---: |" * len(SUMMARY)]
+    for key, variant in variants.items():
+        for seed, row in variant["seeds"].items():
+            values = summary_values(row)
+            lines.append(f"| {key} | {seed} | " + " | ".join(
+                _number(values[k], *_FORMAT[k]) for k, _ in SUMMARY) + " |")
+    for key, variant in variants.items():
+        cells = []
+        for k, _ in SUMMARY:
+            s = variant["summary"][k]
+            scale, digits = _FORMAT[k]
+            cells.append("–" if s["mean"] is None else
+                         f"{scale * s['mean']:.{digits}f} ± {scale * s['std']:.{digits}f}")
+        lines.append(f"| **{key}: {variant['label']}** | mean ± std | " + " | ".join(cells)
+                     + " |")
+    lines += ["", "Detection AP at IoU 0.5 (%), per class:", "",
+              "| Training set | Seed | " + " | ".join(c.capitalize() for c in classes)
               + " | mAP | AP@[.5:.95] |",
-              "| --- |" + " ---: |" * (len(classes) + 2)]
-    for name, row in [*((f"{k}: {r['label']}", r) for k, r in variants.items()),
-                      *((f"{k} (reference, run {r['run']})", r)
-                        for k, r in document["reference"].items())]:
-        lines.append(f"| {name} | " + " | ".join(_number(row["ap50"].get(c), 100)
-                                                 for c in classes)
+              "| --- | --- |" + " ---: |" * (len(classes) + 2)]
+    entries = [(key, seed, row) for key, v in variants.items() for seed, row in v["seeds"].items()]
+    entries += [(f"{name} (reference, run {row['run']})", seed, row)
+                for seed, refs in document["reference"].items() for name, row in refs.items()]
+    for name, seed, row in entries:
+        lines.append(f"| {name} | {seed} | " + " | ".join(_number(row["ap50"].get(c), 100)
+                                                          for c in classes)
                      + f" | {_number(row['map50'], 100)} | {_number(row['ap'], 100)} |")
-    selective = {k: r["read_selectivity"]["per_class"] for k, r in variants.items()
-                 if r.get("read_selectivity") and "skipped" not in r["read_selectivity"]}
-    if selective:
-        groups = list(next(iter(selective.values())))
-        chance = next(iter(selective.values()))
-        lines += ["", "Memory read selectivity: share of a pixel's test-time read weight on its "
-                      "own class's items (class-aware variants; single memories have no class "
-                      "items):", "",
-                  "| Variant | " + " | ".join(g.capitalize() for g in groups) + " |",
-                  "| --- |" + " ---: |" * len(groups),
-                  "| Chance (uniform reads) | "
-                  + " | ".join(_number(chance[g]["chance"], digits=3) for g in groups) + " |"]
-        for key, per_class in selective.items():
-            lines.append(f"| {key} | " + " | ".join(_number(per_class[g]["read_mass"], digits=3)
-                                                   for g in groups) + " |")
-    if any(row.get(k) and "skipped" not in row[k] for row in variants.values()
-           for k in ("fid", "kid", "lpips_diversity", "is", "cis")):
-        lines += ["", "| Variant | FID | KID | LPIPS | IS | CIS |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: |"]
-        for key, row in variants.items():
-            lines.append(f"| {key} | {_metric(row['fid'], 'value', 2)} | "
-                         f"{_metric(row['kid'], 'mean', 4)} | "
-                         f"{_metric(row['lpips_diversity'], 'value', 3)} | "
-                         f"{_metric(row['is'], 'mean', 3)} | {_metric(row['cis'], 'mean', 3)} |")
-    else:
-        skipped = {row[k]["skipped"] for row in variants.values()
-                   for k in ("fid", "lpips_diversity", "is") if row.get(k) and "skipped" in row[k]}
-        if skipped:
-            lines += ["", "FID, KID, LPIPS, IS and CIS were not computed: "
-                      + "; ".join(sorted(skipped))]
+    lines += _selectivity_lines(variants)
+    lines += _other_metric_lines(variants)
     lines += ["", "*Quoted from Jeong et al., CVPR 2021, Table 4 (INIT sunny <-> night), for "
                   "reference; not measured by this run:*", "",
               "| Variant | LPIPS (s->n) | CIS (s->n) | IS (s->n) | CIS (n->s) | IS (n->s) |",
@@ -223,3 +297,42 @@ def format_table(document: dict) -> str:
     for key, values in PAPER_TABLE4.items():
         lines.append(f"| *{key}* | " + " | ".join(f"*{v:.3f}*" for v in values) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _selectivity_lines(variants: dict) -> list[str]:
+    selective = [(key, seed, row["read_selectivity"]["per_class"])
+                 for key, v in variants.items() for seed, row in v["seeds"].items()
+                 if row.get("read_selectivity") and "skipped" not in row["read_selectivity"]]
+    if not selective:
+        return []
+    first = selective[0][2]
+    groups = list(first)
+    lines = ["", "Memory read selectivity: share of a pixel's test-time read weight on its own "
+                 "class's items (class-aware variants; single memories have no class items):", "",
+             "| Variant | Seed | " + " | ".join(g.capitalize() for g in groups) + " |",
+             "| --- | --- |" + " ---: |" * len(groups),
+             "| Chance (uniform reads) | | "
+             + " | ".join(_number(first[g]["chance"], digits=3) for g in groups) + " |"]
+    for key, seed, per_class in selective:
+        lines.append(f"| {key} | {seed} | " + " | ".join(
+            _number(per_class[g]["read_mass"], digits=3) for g in groups) + " |")
+    return lines
+
+
+def _other_metric_lines(variants: dict) -> list[str]:
+    rows = [(key, seed, row) for key, v in variants.items() for seed, row in v["seeds"].items()]
+    names = ("fid", "kid", "lpips_diversity", "is", "cis")
+    if any(row.get(k) and "skipped" not in row[k] for _, _, row in rows for k in names):
+        lines = ["", "| Variant | Seed | FID | KID | LPIPS | IS | CIS |",
+                 "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+        for key, seed, row in rows:
+            lines.append(f"| {key} | {seed} | {_metric(row['fid'], 'value', 2)} | "
+                         f"{_metric(row['kid'], 'mean', 4)} | "
+                         f"{_metric(row['lpips_diversity'], 'value', 3)} | "
+                         f"{_metric(row['is'], 'mean', 3)} | {_metric(row['cis'], 'mean', 3)} |")
+        return lines
+    skipped = {row[k]["skipped"] for _, _, row in rows
+               for k in ("fid", "lpips_diversity", "is") if row.get(k) and "skipped" in row[k]}
+    if not skipped:
+        return []
+    return ["", "FID, KID, LPIPS, IS and CIS were not computed: " + "; ".join(sorted(skipped))]

@@ -83,17 +83,36 @@ def build_parser() -> argparse.ArgumentParser:
         "ablate", help="the paper's ablation: single/class-aware memory x triplet/contrastive "
                        "loss, one table",
         description="Train and evaluate the paper's four memory variants (section 4.3, "
-                    "Table 4) on the same data and seed: runs/<name>_<variant>/ for sm_tl, "
-                    "sm_cl, cm_tl, cm_cl (prepare through metrics, resuming what is done), "
-                    "then one table in runs/<name>_ablation/ablation.{json,md}.")
+                    "Table 4) on the same data, once per seed: runs/<name>_<variant>_s<seed>/ "
+                    "for sm_tl, sm_cl, cm_tl, cm_cl (prepare through metrics, resuming what is "
+                    "done), each seed's source-only and oracle detectors in "
+                    "runs/<name>_reference_s<seed>/, then one table (every seed, mean ± std) "
+                    "in runs/<name>_ablation/ablation.{json,md}.")
     _add_config_args(ablate)
     ablate.add_argument("--variants", type=_stage_list, default=list(ablation.VARIANT_KEYS),
                         metavar="V[,V]", help="variants to run (default: "
                         f"{','.join(ablation.VARIANT_KEYS)})")
+    ablate.add_argument("--seeds", type=_seed_list, default=None, metavar="S[,S]",
+                        help="seeds (run.seed) to run every variant with, e.g. 0,1,2 "
+                             "(default: the config's run.seed)")
+    ablate.add_argument("--no-reference", dest="reference", action="store_false",
+                        help="skip the source-only and oracle detectors (no gap-recovered "
+                             "figure)")
     ablate.add_argument("--force", action="store_true",
                         help="rerun every stage of the variants even when up to date")
     _add_inspection_parsers(sub)
     return parser
+
+
+def _seed_list(text: str) -> list[int]:
+    parts = [p.strip() for p in text.split(",")]
+    if not parts or not all(p.isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of seeds "
+                                         "(non-negative integers), e.g. 0,1,2")
+    seeds = [int(p) for p in parts]
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"{text!r} repeats a seed")
+    return seeds
 
 
 def _shard(text: str) -> Shard:
@@ -297,7 +316,8 @@ def _ablate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if unknown:
         parser.error(f"unknown variant(s) {', '.join(unknown)} "
                      f"(variants: {', '.join(ablation.VARIANT_KEYS)})")
-    ablation.run_ablation(args.config, args.overrides, tuple(args.variants), force=args.force)
+    ablation.run_ablation(args.config, args.overrides, tuple(args.variants), seeds=args.seeds,
+                          force=args.force, reference=args.reference)
     return 0
 
 

@@ -159,6 +159,9 @@ class EvaluateConfig:
     the target domain's validation split)."""
 
     split: Split = "target_val"
+    # Classes of the gap-recovered figure, (translated - source_only) / (oracle - source_only)
+    # on their mean AP50; null: all of data.classes.
+    gap_classes: Optional[list[str]] = None
 
 
 @dataclass
@@ -253,6 +256,10 @@ class Config:
                 "translator.memory.items must give items to every class of data.classes and "
                 f"to no other (plus background): missing {missing}, unknown {extra}"
             )
+        unknown = [c for c in self.evaluate.gap_classes or () if c not in self.data.classes]
+        if unknown:
+            raise ValueError(f"evaluate.gap_classes {unknown} are not in data.classes "
+                             f"{self.data.classes}")
 
     def section(self, dotted: str) -> object:
         obj: object = self

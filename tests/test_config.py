@@ -194,7 +194,7 @@ def test_ablation_configs_are_the_runs_pipeline_ablate_makes(name, monkeypatch):
     loss = {"tl": "triplet", "cl": "contrastive"}[name[3:]]
     assert (ablation.translator.memory.variant, ablation.translator.memory.loss) == (variant, loss)
     assert ablation.data == demo.data and ablation.translator.train == demo.translator.train
-    assert ablation.run.name == f"demo_{name}"
+    assert ablation.run.name == f"demo_{name}_s0"
     (made,) = [v for v in VARIANTS if v.key == name]
-    assert to_plain(variant_config(ROOT / "configs" / "demo.yaml", [], made, "demo")) == \
+    assert to_plain(variant_config(ROOT / "configs" / "demo.yaml", [], made, "demo", 0)) == \
         to_plain(ablation)

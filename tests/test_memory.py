@@ -196,3 +196,79 @@ def test_batched_update_equals_explicit_loop_over_items_and_pixels():
     mem.update(c[0], s[0], c[1], s[1], m[0], m[1])
     torch.testing.assert_close(mem.keys, keys)
     torch.testing.assert_close(mem.values, values)
+
+
+def test_read_temperature_divides_every_cosine_by_hand():
+    mem = two_item_memory(read_temperature=0.5)
+    c = pixels((1.0, 0.0))
+    # cos = (1, 0) / 0.5 -> alpha = (e^2, 1) / (e^2 + 1)
+    a = E**2 / (E**2 + 1)
+    expected = torch.tensor([a * 0.6 + (1 - a) * 1.0, a * 0.8]).reshape(1, 2, 1, 1)
+    torch.testing.assert_close(mem.read(c, domain=1), expected)
+    # T = 1 is eq 2 exactly, the paper's read.
+    paper = two_item_memory(read_temperature=1.0)
+    torch.testing.assert_close(paper.read_weights(c)[0, 0], torch.tensor([E, 1.0]) / (E + 1))
+
+
+def test_update_temperature_sharpens_eq_5_over_pixels_by_hand():
+    mem = two_item_memory(update_temperature=0.5)
+    cx = pixels((1.0, 0.0), (0.0, 2.0))
+    sx = pixels((1.0, 1.0), (2.0, 0.0))
+    mx = torch.tensor([[[0, 0]]])
+    cy = pixels((0.0, 1.0))
+    sy = pixels((0.0, 1.0))
+    my = torch.tensor([[[1]]])
+    mem.update(cx, sx, cy, sy, mx, my)
+    # Item 0: cosines (1, 0) / 0.5 over its two pixels -> beta = (e^2, 1) / (e^2 + 1).
+    b1, b2 = E**2 / (E**2 + 1), 1 / (E**2 + 1)
+    k0 = torch.tensor([1.0, 0.0]) + b1 * torch.tensor([1.0, 0.0]) + b2 * torch.tensor([0.0, 2.0])
+    torch.testing.assert_close(mem.keys[0], F.normalize(k0, dim=0))
+
+
+def test_normalized_writes_add_unit_features_by_hand():
+    mem = two_item_memory(write_features="normalized")
+    cx = pixels((3.0, 4.0))
+    sx = pixels((0.0, 5.0))
+    mx = torch.tensor([[[0]]])
+    cy = pixels((0.0, 1.0))
+    sy = pixels((1.0, 0.0))
+    my = torch.tensor([[[1]]])
+    mem.update(cx, sx, cy, sy, mx, my)
+    # One pixel each: beta = 1; the features are written as unit vectors.
+    torch.testing.assert_close(mem.keys[0], F.normalize(torch.tensor([1.0 + 0.6, 0.8]), dim=0))
+    torch.testing.assert_close(mem.values[0, 0], F.normalize(torch.tensor([0.0, 2.0]), dim=0))
+    raw = two_item_memory()
+    raw.update(cx, sx, cy, sy, mx, my)
+    torch.testing.assert_close(raw.keys[0], F.normalize(torch.tensor([4.0, 4.0]), dim=0))
+
+
+def test_class_balanced_loss_weights_each_group_alike():
+    mem = two_item_memory(loss_reduction="class_balanced")
+    pixel = two_item_memory()
+    # Three background pixels and one car pixel, each with its own per-pixel loss.
+    c = pixels((1.0, 0.0), (0.0, 1.0), (0.3, 1.0), (1.0, 1.0))
+    mask = torch.tensor([[[0, 1, 1, 1]]])
+    per_pixel = pixel._item_loss(c, pixel.keys, pixel.allowed_items(mask))[0]
+    expected = (per_pixel[0] + per_pixel[1:].mean()) / 2
+    torch.testing.assert_close(mem.feature_loss(c, c, 0, mask)["key"], expected)
+    torch.testing.assert_close(pixel.feature_loss(c, c, 0, mask)["key"], per_pixel.mean())
+
+
+def test_read_statistics_count_own_mass_and_nearest_key_by_hand():
+    mem = two_item_memory()
+    c = pixels((1.0, 0.0), (1.0, 0.0), (0.0, 1.0))
+    mask = torch.tensor([[[0, 1, 1]]])          # a car pixel, two background pixels
+    stats = mem.read_statistics(c, mask)
+    a = E / (E + 1)                             # weight on the nearer item
+    torch.testing.assert_close(stats["own_mass"], torch.tensor([a, (1 - a) + a],
+                                                               dtype=torch.float64))
+    torch.testing.assert_close(stats["nearest_correct"],
+                               torch.tensor([1.0, 1.0], dtype=torch.float64))
+    torch.testing.assert_close(stats["pixels"], torch.tensor([1.0, 2.0], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("kwargs", [{"read_temperature": 0}, {"update_temperature": -1},
+                                    {"write_features": "unit"}, {"loss_reduction": "sum"}])
+def test_bad_memory_options_are_refused(kwargs):
+    with pytest.raises(ValueError):
+        ClassAwareMemory(2, {"car": 1, "background": 1}, **kwargs)

@@ -23,7 +23,7 @@ from pipeline.formats.common import Box
 from pipeline.metrics import diversity, inception, suite
 from pipeline.metrics.errors import MetricsError
 from pipeline.metrics.images import ImageItem, ImageSet, batches, read_image_set
-from pipeline.metrics.read_selectivity import group_read_mass, read_selectivity
+from pipeline.metrics.read_selectivity import read_selectivity
 from pipeline.metrics.style_distance import (frechet_distance, gaussian, srgb_to_lab,
                                              style_distance)
 
@@ -304,8 +304,17 @@ def test_metrics_stage_without_weights_writes_style_distance_and_skips_the_rest(
     assert rs["per_class"]["background"]["pixels"] > 0
     for e in rs["per_class"].values():
         assert e["read_mass"] is None or 0 <= e["read_mass"] <= 1
+    for e in rs["per_class"].values():
+        assert e["nearest_accuracy"] is None or 0 <= e["nearest_accuracy"] <= 1
+    # The weight-free figures run without any weight file.
+    mm = doc["multimodality"]
+    assert mm["samples"] >= 2 and mm["inputs"] > 0 and mm["objects"] >= 0
+    assert len(mm["style_distance_per_sample"]) == mm["samples"]
+    ec = doc["edge_correlation"]
+    assert ec["pairs"] == len(source_train["images"]) and -1 <= ec["whole"] <= 1
     assert "metrics: fid skipped: metrics.inception_weights is not set" in caplog.text
     assert "style distance to the target" in caplog.text
+    assert "edge correlation source vs translated" in caplog.text
     caplog.clear()
     assert main(["run", str(config), "--only", "metrics", f"run.dir={runs}"]) == 0
     assert "stage metrics: up to date" in caplog.text
@@ -415,16 +424,19 @@ def hand_made_memory(variant: str = "class_aware") -> ClassAwareMemory:
     return memory
 
 
-def test_group_read_mass_matches_eq_2_by_hand():
+def test_memory_read_statistics_match_eq_2_by_hand():
     memory = hand_made_memory()
     # Pixel 0 lies on the person key, pixel 1 on the car key, pixel 2 (background) on the car
     # key too: cosines (1, 0, -1), (0, 1, 0), (0, 1, 0).
     content = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]]).view(1, 2, 1, 3)
     mask = torch.tensor([[[0, 1, 2]]])
-    mass, pixels = group_read_mass(memory, content, mask)
+    stats = memory.read_statistics(content, mask)
     e = math.e
-    assert mass.tolist() == pytest.approx([e / (e + 1 + 1 / e), e / (e + 2), 1 / (e + 2)])
-    assert pixels.tolist() == [1, 1, 1]
+    assert stats["own_mass"].tolist() == pytest.approx([e / (e + 1 + 1 / e), e / (e + 2),
+                                                        1 / (e + 2)])
+    # The background pixel's nearest key is the car's: wrong; the other two are right.
+    assert stats["nearest_correct"].tolist() == [1, 1, 0]
+    assert stats["pixels"].tolist() == [1, 1, 1]
 
 
 def test_read_selectivity_is_skipped_for_a_single_memory():

@@ -39,9 +39,15 @@ TRANSLATION = {
                        "mean": {"translated": 0.38115, "source": 0.8688}},
     "sharpness": {"value": 7.5},
     "read_selectivity": {"definition": "own-class read weight",
-                         "per_class": {"car": {"read_mass": 0.3, "chance": 0.15, "ratio": 2.0},
+                         "per_class": {"car": {"read_mass": 0.3, "chance": 0.15, "ratio": 2.0,
+                                               "nearest_accuracy": 0.5},
                                        "truck": {"read_mass": None, "chance": 0.15,
                                                  "ratio": None}}},
+    "edge_correlation": {"definition": "Sobel correlation", "whole": 0.61, "boxes": 0.52,
+                         "per_class": {"car": 0.55, "truck": None}, "pairs": 12},
+    "multimodality": {"definition": "grey levels apart", "objects": 9.5, "background": 4.25,
+                      "inputs": 3, "samples": 4, "pairs": 18,
+                      "style_distance_per_sample": [100.0, 110.5, 95.0, 104.0]},
 }
 
 
@@ -277,8 +283,14 @@ def test_translation_metrics_samples_from_files_and_atomic_failure(tiny_run, tmp
     assert page.row(style, "mean")[0][1:] == [number(0.38115), "0.8688"]
     assert "mean L2 distance of Gram matrices per class" in text
     reads = "Memory read selectivity"
-    assert page.row(reads, "car")[0][1:] == ["0.3", "0.15", "2"]
-    assert page.row(reads, "truck")[0][1:] == ["–", "0.15", "–"]
+    assert page.row(reads, "car")[0][1:] == ["0.3", "0.15", "2", "0.5"]
+    assert page.row(reads, "truck")[0][1:] == ["–", "0.15", "–", "–"]
+    edges = "Content preservation: edge correlation"
+    assert page.row(edges, "inside the boxes")[0][1] == "0.52"
+    assert page.row(edges, "inside truck boxes")[0][1] == "–"
+    samples = "Multimodality: difference between the 4 style samples of 3 inputs"
+    assert page.row(samples, "object pixels")[0][1] == "9.5"
+    assert page.row(samples, "style distance of sample 1")[0][1] == "110.5"
     assert (run_dir / "report" / "translation.json").read_text() == json.dumps(TRANSLATION)
     assert "translation.json" in page.links
 

@@ -14,7 +14,10 @@ its own class's items without a mask. Definition (what :func:`read_selectivity` 
 * per group g: ``read_mass`` = the mean, over the pixels labelled g, of the summed read weight
   on g's items; ``chance`` = (items of g) / N, what uniform weights would give; ``ratio`` =
   read_mass / chance. A ratio near 1 means the test-time reads ignore the class; the closer
-  read_mass gets to 1, the more the test reads look like the class-masked training reads.
+  read_mass gets to 1, the more the test reads look like the class-masked training reads;
+* per group g: ``nearest_accuracy`` = the share of g's pixels whose nearest key (largest
+  cosine, the item a read at a low temperature would pick) is one of g's items: whether the
+  content features tell the classes apart at all, whatever the read temperature.
 
 For a single memory (the ablation's ``sm`` variants) the items are not tied to classes and the
 metric is skipped.
@@ -34,29 +37,8 @@ DEFINITION = (
     "per memory group, the mean over the content pixels inside that group's boxes (background: "
     "outside all boxes; training's smaller-box-wins rule) of the summed test-time read weight "
     "(eq 2, no class mask) on the group's items ('read_mass'); 'chance' = the group's share of "
-    "the items; 'ratio' = read_mass / chance (1: reads ignore the class)")
-
-
-def group_read_mass(memory: nn.Module, content: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-    """Summed own-group read weight and pixel count per group.
-
-    Args:
-        memory: a :class:`mguit.memory.ClassAwareMemory`.
-        content: ``(B, C, h, w)`` content features.
-        mask: ``(B, h, w)`` int64 group index per pixel.
-    Returns:
-        ``(G,)`` float64 sum over pixels of group g of their read weight on g's items, and
-        ``(G,)`` int64 pixel counts.
-    """
-    groups = len(memory.groups)
-    alpha = memory.read_weights(content).float()                   # (B, hw, N)
-    per_group = torch.zeros(*alpha.shape[:2], groups, device=alpha.device)
-    per_group.index_add_(2, memory.group_of_item, alpha)           # (B, hw, G)
-    labels = mask.flatten(1).to(alpha.device)                      # (B, hw)
-    own = per_group.gather(2, labels.unsqueeze(2)).squeeze(2)      # (B, hw)
-    mass = torch.zeros(groups, dtype=torch.float64, device=alpha.device)
-    mass.index_add_(0, labels.flatten(), own.flatten().double())
-    return mass.cpu(), torch.bincount(labels.flatten().cpu(), minlength=groups)
+    "the items; 'ratio' = read_mass / chance (1: reads ignore the class); 'nearest_accuracy' = "
+    "share of the group's pixels whose nearest key is one of the group's items")
 
 
 @torch.inference_mode()
@@ -73,8 +55,8 @@ def read_selectivity(model: nn.Module, items: Sequence[ImageItem], domain: int,
     stride = model.cfg.model.stride
     group_index = {g: i for i, g in enumerate(memory.groups)}
     background = group_index["background"]
-    mass = torch.zeros(len(memory.groups), dtype=torch.float64)
-    pixels = torch.zeros(len(memory.groups), dtype=torch.int64)
+    totals = {k: torch.zeros(len(memory.groups), dtype=torch.float64)
+              for k in ("own_mass", "nearest_correct", "pixels")}
     for item in items:
         image = load_image(item)
         h, w = image.shape[0] // stride, image.shape[1] // stride
@@ -87,15 +69,18 @@ def read_selectivity(model: nn.Module, items: Sequence[ImageItem], domain: int,
                           if b.category in group_index], dtype=np.float64).reshape(-1, 4)
         labels = [b.category for b in item.boxes if b.category in group_index]
         mask = class_mask(h, w, boxes / stride, labels, group_index, background)
-        m, n = group_read_mass(memory, content, torch.from_numpy(mask)[None])
-        mass += m
-        pixels += n
+        for k, v in memory.read_statistics(content, torch.from_numpy(mask)[None]).items():
+            totals[k] += v
     counts = torch.bincount(memory.group_of_item.cpu(), minlength=len(memory.groups))
     per_group = {}
     for g, name in enumerate(memory.groups):
         chance = counts[g].item() / len(memory.group_of_item)
-        read = mass[g].item() / pixels[g].item() if pixels[g] else None
+        pixels = int(totals["pixels"][g])
+        read = totals["own_mass"][g].item() / pixels if pixels else None
         per_group[name] = {"read_mass": read, "chance": chance,
                            "ratio": None if read is None else read / chance,
-                           "pixels": int(pixels[g])}
-    return {"definition": DEFINITION, "per_class": per_group, "inputs": len(items)}
+                           "nearest_accuracy": (totals["nearest_correct"][g].item() / pixels
+                                                if pixels else None),
+                           "pixels": pixels}
+    return {"definition": DEFINITION, "per_class": per_group, "inputs": len(items),
+            "read_temperature": memory.read_temperature}

@@ -27,7 +27,7 @@ images, and identical sets are at distance 0.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -80,23 +80,35 @@ def box_features(image: np.ndarray, box: Box, pixels_per_box: int) -> np.ndarray
     return features
 
 
+def image_box_features(image: np.ndarray, boxes: Sequence[Box], classes: Sequence[str],
+                       pixels_per_box: int) -> list[tuple[str, np.ndarray]]:
+    """``(class, features (P, 4))`` of each box of ``image`` whose class is in ``classes``."""
+    return [(b.category, box_features(image, b, pixels_per_box)) for b in boxes
+            if b.category in classes]
+
+
 def class_pixels(items: Sequence[ImageItem], classes: Sequence[str], pixels_per_box: int,
                  workers: int = 2) -> dict[str, tuple[np.ndarray, int]]:
     """Per class: the pooled box features ``(P, 4)`` of ``items`` (rows sorted, so the order
     of the images does not matter) and the number of boxes."""
 
     def one_image(item: ImageItem) -> list[tuple[str, np.ndarray]]:
-        boxes = [b for b in item.boxes if b.category in classes]
-        if not boxes:
+        if not any(b.category in classes for b in item.boxes):
             return []
-        image = load_image(item)
-        return [(b.category, box_features(image, b, pixels_per_box)) for b in boxes]
+        return image_box_features(load_image(item), item.boxes, classes, pixels_per_box)
 
-    pooled: dict[str, list[np.ndarray]] = {c: [] for c in classes}
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        for found in pool.map(one_image, items):
-            for category, features in found:
-                pooled[category].append(features)
+        return pool_by_class(pool.map(one_image, items), classes)
+
+
+def pool_by_class(found: Iterable[list[tuple[str, np.ndarray]]], classes: Sequence[str]
+                  ) -> dict[str, tuple[np.ndarray, int]]:
+    """Per class, the pooled features of ``found`` (one list of :func:`image_box_features`
+    per image) with sorted rows, and the number of boxes."""
+    pooled: dict[str, list[np.ndarray]] = {c: [] for c in classes}
+    for per_image in found:
+        for category, features in per_image:
+            pooled[category].append(features)
     result = {}
     for c, parts in pooled.items():
         rows = np.concatenate(parts) if parts else np.zeros((0, 4))
@@ -155,6 +167,15 @@ def style_distance(translated: ImageSet, target: ImageSet, source: ImageSet | No
                                                                           "source")}
     return {"definition": DEFINITION.format(n=pixels_per_box), "per_class": per_class,
             "mean": mean, "classes_compared": compared}
+
+
+def mean_distance(rows: dict[str, tuple[np.ndarray, int]],
+                  target: dict[str, tuple[np.ndarray, int]]) -> float | None:
+    """The mean over classes with pixels on both sides of the Fréchet distance between the
+    pooled features ``rows`` and ``target`` (each from :func:`pool_by_class`)."""
+    distances = [frechet_distance(*gaussian(rows[c][0]), *gaussian(target[c][0]))
+                 for c in rows if len(rows[c][0]) and len(target.get(c, (()))[0])]
+    return float(np.mean(distances)) if distances else None
 
 
 def _mean(values: list[float | None]) -> float | None:

@@ -19,15 +19,20 @@ import torch
 from torch import Tensor, nn
 
 from pipeline.config import MetricsConfig
+from pipeline.formats.common import Box
 from pipeline.metrics import diversity, inception
+from pipeline.metrics.content_preservation import edge_correlation
 from pipeline.metrics.errors import MetricsError
 from pipeline.metrics.images import ImageSet, batches, load_image
-from pipeline.metrics.style_distance import style_distance
+from pipeline.metrics.multimodality import sample_difference
+from pipeline.metrics.style_distance import (class_pixels, image_box_features, mean_distance,
+                                             pool_by_class, style_distance)
 
 logger = logging.getLogger(__name__)
 
 VERSION = 1
-METRIC_KEYS = ("fid", "kid", "is", "cis", "lpips_diversity", "style_distance")
+METRIC_KEYS = ("fid", "kid", "is", "cis", "lpips_diversity", "multimodality", "style_distance",
+               "edge_correlation")
 
 
 @dataclass(frozen=True)
@@ -57,11 +62,13 @@ class Networks:
 @dataclass
 class Samples:
     """Several style samples per input: ``groups`` yields one ``(K, 3, H, W)`` uint8 tensor per
-    input, lazily (they are made or read only when LPIPS or CIS needs them)."""
+    input, lazily; ``boxes`` holds each input's boxes, in the same order (the multimodality
+    figures compare samples inside and outside them)."""
 
     groups: Iterable[Tensor]
     samples: int
     info: dict
+    boxes: Sequence[Sequence[Box]] = ()
 
 
 def load_networks(inception_weights: str | Path | None, lpips_weights: str | Path | None,
@@ -132,14 +139,38 @@ def compute(real: ImageSet, fake: ImageSet, source: ImageSet | None, classes: Se
     else:
         result["is"] = inception.inception_score(fake_out[networks.classifier], o.is_splits,
                                                  o.seed)
-    _diversity_and_cis(networks, samples, o.batch_size, device, result, skip)
-    if real.has_boxes and fake.has_boxes:
+    boxes = real.has_boxes and fake.has_boxes
+    target_pixels = (class_pixels(real.items, classes, o.style_pixels_per_box, workers)
+                     if boxes else None)
+    _sample_metrics(networks, samples, o.batch_size, device, result, skip, classes,
+                    target_pixels, o.style_pixels_per_box)
+    if boxes:
         result["style_distance"] = style_distance(fake, real, source, classes,
                                                   o.style_pixels_per_box, workers)
     else:
         skip("style_distance", "the per-class style distance needs boxes: give the real and "
                                "translated sets as COCO manifests")
+    pairs = _source_pairs(fake, source)
+    if isinstance(pairs, str):
+        skip("edge_correlation", pairs)
+    else:
+        result["edge_correlation"] = edge_correlation(
+            ((load_image(s), load_image(f), f.boxes) for s, f in pairs), classes)
     return {k: result[k] for k in METRIC_KEYS}
+
+
+def _source_pairs(fake: ImageSet, source: ImageSet | None) -> list | str:
+    """``(source item, its translation)`` for every translation whose source is in ``source``,
+    or the reason there are none."""
+    if source is None:
+        return "the edge correlation needs the untranslated source images"
+    by_path = {item.path.resolve(): item for item in source.items}
+    pairs = [(by_path[Path(f.group).resolve()], f) for f in fake.items
+             if Path(f.group).resolve() in by_path]
+    if not pairs:
+        return (f"no translated image of {fake.origin} names a source image of "
+                f"{source.origin} (its 'source_image'), so there is nothing to compare")
+    return pairs
 
 
 def _outputs(images: ImageSet, nets: list, batch_size: int, workers: int,
@@ -150,19 +181,31 @@ def _outputs(images: ImageSet, nets: list, batch_size: int, workers: int,
                              nets, device)
 
 
-def _diversity_and_cis(networks: Networks, samples: Samples | str, batch_size: int,
-                       device: torch.device, result: dict, skip) -> None:
+def _sample_metrics(networks: Networks, samples: Samples | str, batch_size: int,
+                    device: torch.device, result: dict, skip, classes: Sequence[str],
+                    target_pixels: dict | None, pixels_per_box: int) -> None:
+    """LPIPS diversity, CIS and the weight-free multimodality figures of the style samples."""
     for key, net, role in (("lpips_diversity", networks.lpips, "lpips"),
                            ("cis", networks.classifier, "classifier")):
         if net is None:
             skip(key, networks.missing[role])
         elif isinstance(samples, str):
             skip(key, samples)
-    if isinstance(samples, str) or (networks.lpips is None and networks.classifier is None):
+    if isinstance(samples, str):
+        skip("multimodality", samples)
         return
     distances: list[Tensor] = []
     logits: list[Tensor] = []
-    for group in samples.groups:
+    differences: list[tuple[np.ndarray, Sequence[Box]]] = []
+    per_sample: list[list] = []
+    box_lists = list(samples.boxes)
+    for index, group in enumerate(samples.groups):
+        boxes = box_lists[index] if index < len(box_lists) else ()
+        images = group.permute(0, 2, 3, 1).numpy()
+        differences.append((images, boxes))
+        per_sample += [[] for _ in range(len(images) - len(per_sample))]
+        for k, image in enumerate(images):
+            per_sample[k].append(image_box_features(image, boxes, classes, pixels_per_box))
         if networks.lpips is not None:
             distances.append(diversity.pair_distances(networks.lpips, group, device,
                                                       batch_size))
@@ -171,6 +214,14 @@ def _diversity_and_cis(networks: Networks, samples: Samples | str, batch_size: i
                 (group[s:s + batch_size] for s in range(0, len(group), batch_size)),
                 [networks.classifier], device)
             logits.append(out)
+    result["multimodality"] = {**sample_difference(differences), **samples.info}
+    if target_pixels is not None:
+        spread = [mean_distance(pool_by_class(found, classes), target_pixels)
+                  for found in per_sample]
+        result["multimodality"]["style_distance_per_sample"] = spread
+        if spread and spread[0] and None not in spread:
+            result["multimodality"]["max_style_distance_change"] = max(
+                abs(d - spread[0]) / spread[0] for d in spread)
     if networks.lpips is not None:
         result["lpips_diversity"] = {**diversity.diversity_summary(distances, samples.samples),
                                      **samples.info}
@@ -192,7 +243,7 @@ def compare_image_sets(real: ImageSet, fake: ImageSet, source: ImageSet | None,
     if groups:
         samples = Samples((torch.from_numpy(np.stack([load_image(i) for i in g]))
                            .permute(0, 3, 1, 2) for g in groups),
-                          max(len(g) for g in groups), {})
+                          max(len(g) for g in groups), {}, boxes=[g[0].boxes for g in groups])
     else:
         samples = ("LPIPS diversity and CIS need several style samples per input: give a "
                    "translate output with --num-samples K >= 2 as its annotations.json")
@@ -239,10 +290,19 @@ def format_summary(document: dict) -> str:
                          f"   {e['boxes_translated']} / {e['boxes_target']}")
         lines.append(f"    {'mean':<12} {_number(sd['mean']['translated']):>10} "
                      f"{_number(sd['mean']['source']):>10}")
+    ec = document.get("edge_correlation")
+    if ec and "skipped" not in ec:
+        lines.append(f"  edge correlation source vs translated: whole {_number(ec['whole'])}, "
+                     f"inside boxes {_number(ec['boxes'])}")
+    mm = document.get("multimodality")
+    if mm and "skipped" not in mm:
+        lines.append(f"  style samples differ by (grey levels): objects {_number(mm['objects'])}"
+                     f", background {_number(mm['background'])}")
     rs = document.get("read_selectivity")
     if rs and "skipped" not in rs:
-        lines += ["  memory read selectivity (own-class read weight / chance):"]
+        lines += ["  memory read selectivity (own-class read weight / chance; nearest key right):"]
         lines += [f"    {c:<12} {_number(e['read_mass']):>10} / {e['chance']:.2f}"
+                  f"   {_number(e.get('nearest_accuracy'))}"
                   for c, e in rs["per_class"].items()]
     return "\n".join(lines)
 

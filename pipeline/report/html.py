@@ -55,7 +55,8 @@ TRANSLATION_METRICS = (
                    "better"),
 )
 # Keys of translation.json that are not metrics (shown apart or not at all).
-_TRANSLATION_CONTEXT = ("version", "run", "real", "fake", "style_distance", "read_selectivity")
+_TRANSLATION_CONTEXT = ("version", "run", "real", "fake", "style_distance", "read_selectivity",
+                        "edge_correlation", "multimodality")
 
 
 @dataclass(frozen=True)
@@ -271,6 +272,8 @@ def _translation_section(page: Page) -> str:
     parts.append(_table("Translation quality (eval/translation.json)",
                         ["Metric", "Value", "Meaning"], rows, text_columns=(2,)))
     parts.append(_style_distance(data.get("style_distance")))
+    parts.append(_edge_correlation(data.get("edge_correlation")))
+    parts.append(_multimodality(data.get("multimodality")))
     parts.append(_read_selectivity(data.get("read_selectivity")))
     parts.append("</section>")
     return "\n".join(p for p in parts if p)
@@ -295,16 +298,61 @@ def _style_distance(entry: object) -> str:
     return "\n".join(parts)
 
 
+def _skipped_note(name: str, entry: object) -> str | None:
+    """The note for a figure that is absent or skipped; None when it has values."""
+    if entry is None:
+        return f'<p class="note">{_e(name)}: not reported.</p>'
+    if not isinstance(entry, dict) or "skipped" in entry:
+        value, _ = _metric_cell(entry)
+        return f'<p class="note">{_e(name)}: {_e(value)}.</p>'
+    return None
+
+
+def _definition(entry: dict) -> str:
+    return f'<p class="note">{_e(entry["definition"])}</p>' if entry.get("definition") else ""
+
+
+def _edge_correlation(entry: object) -> str:
+    note = _skipped_note("Content preservation (edge correlation)", entry)
+    if note:
+        return note
+    rows = [["whole images", _or_dash(entry.get("whole"))],
+            ["inside the boxes", _or_dash(entry.get("boxes"))],
+            *([f"inside {c} boxes", _or_dash(v)]
+              for c, v in (entry.get("per_class") or {}).items())]
+    return "\n".join([_table(f"Content preservation: edge correlation between source and "
+                             f"translation ({entry.get('pairs', '?')} pairs)",
+                             ["Region", "Correlation"], rows), _definition(entry)])
+
+
+def _multimodality(entry: object) -> str:
+    note = _skipped_note("Multimodality (sample difference)", entry)
+    if note:
+        return note
+    rows = [["object pixels", _or_dash(entry.get("objects"))],
+            ["background pixels", _or_dash(entry.get("background"))]]
+    for k, d in enumerate(entry.get("style_distance_per_sample") or []):
+        rows.append([f"style distance of sample {k}", _or_dash(d)])
+    return "\n".join([_table(f"Multimodality: difference between the {entry.get('samples', 'K')} "
+                             f"style samples of {entry.get('inputs', '?')} inputs (grey levels)",
+                             ["Measure", "Value"], rows), _definition(entry)])
+
+
+def _or_dash(value: object) -> str:
+    return "–" if value is None else number(value)
+
+
 def _read_selectivity(entry: object) -> str:
     if not isinstance(entry, dict):
         return ""
     if "skipped" in entry:
         return f'<p class="note">Memory read selectivity: skipped ({_e(entry["skipped"])}).</p>'
     rows = [[group, *("–" if v.get(k) is None else number(v[k])
-                      for k in ("read_mass", "chance", "ratio"))]
+                      for k in ("read_mass", "chance", "ratio", "nearest_accuracy"))]
             for group, v in (entry.get("per_class") or {}).items()]
     parts = [_table("Memory read selectivity: a pixel's test-time read weight on its own class's "
-                    "items", ["Class", "Read weight", "Chance", "Ratio"], rows)]
+                    "items", ["Class", "Read weight", "Chance", "Ratio", "Nearest key right"],
+                    rows)]
     if entry.get("definition"):
         parts.append(f'<p class="note">{_e(entry["definition"])}</p>')
     return "\n".join(parts)

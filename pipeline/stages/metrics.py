@@ -4,8 +4,10 @@ Compares the translated images (``translated/``, style sample 0 of each image) w
 images of ``metrics.real_split`` (FID, KID), scores them with a classifier (IS), measures the
 diversity of ``metrics.diversity_samples`` styles of ``metrics.diversity_images`` inputs made
 with the trained translator (LPIPS diversity, CIS), and the per-class style distance inside the
-boxes, for the translated and the untranslated source images, and how class-selective the
-memory's test-time reads are on the same inputs (no weights needed). Definitions are in
+boxes, for the translated and the untranslated source images, how class-selective the
+memory's test-time reads are on the same inputs, how much the style samples differ
+(multimodality) and how well the translations keep the source's edges (content preservation);
+these last four need no weights. Definitions are in
 :mod:`pipeline.metrics`; a metric whose network weights are not set is skipped with the reason.
 
 ``translation.json``::
@@ -20,8 +22,13 @@ memory's test-time reads are on the same inputs (no weights needed). Definitions
      "style_distance": {"definition", "per_class": {class: {"translated", "source",
                         "boxes_translated", "boxes_source", "boxes_target"}},
                         "mean": {"translated", "source"}, "classes_compared"},
-     "read_selectivity": {"definition", "inputs", "per_class": {group: {"read_mass",
-                          "chance", "ratio", "pixels"}}}}
+     "multimodality": {"definition", "objects", "background", "inputs", "samples", "pairs",
+                       "split", "style_distance_per_sample", "max_style_distance_change"},
+     "edge_correlation": {"definition", "whole", "boxes", "per_class": {class: value},
+                          "pairs"},
+     "read_selectivity": {"definition", "inputs", "read_temperature",
+                          "per_class": {group: {"read_mass", "chance", "ratio",
+                                                "nearest_accuracy", "pixels"}}}}
 
 with ``{"skipped": reason}`` in place of any metric that was not computed.
 """
@@ -92,11 +99,12 @@ def run(ctx: RunContext) -> dict:
 
         translator = functools.cache(lambda: load_translator(checkpoint_path(ctx), device))
 
-        def styles():   # the translator is loaded only if LPIPS or CIS asks for samples
+        def styles():
             yield from diversity.translate_samples(translator(), inputs, m.diversity_samples,
                                                    m.seed, cfg.translate.direction, device)
 
-        samples = Samples(styles(), m.diversity_samples, {"split": diversity_split(ctx)})
+        samples = Samples(styles(), m.diversity_samples, {"split": diversity_split(ctx)},
+                          boxes=[item.boxes for item in inputs])
         metrics = compute(real, fake, source, cfg.data.classes, networks, samples, m,
                           cfg.run.workers, device)
         metrics["read_selectivity"] = read_selectivity(
@@ -123,6 +131,9 @@ def _headline(entry: dict) -> float | dict | None:
     """One number per metric for state.json (None when skipped)."""
     if "skipped" in entry:
         return None
+    for keys in (("whole", "boxes"), ("objects", "background")):
+        if all(k in entry for k in keys):
+            return {k: None if entry[k] is None else round(entry[k], 4) for k in keys}
     if "mean" in entry and isinstance(entry["mean"], dict):
         return {side: None if v is None else round(v, 4) for side, v in entry["mean"].items()}
     if "per_class" in entry:
