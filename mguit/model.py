@@ -190,9 +190,8 @@ class MGUIT(nn.Module):
                 losses.mode_seeking_loss(out[f"random_{n}"], out[f"random2_{n}"],
                                          out[f"random_style_{n}"], out[f"random2_style_{n}"])
                 for n in ("x", "y"))
-        style = "mu" if self.cfg.memory.value_features == "mean" else "s"
-        fx = self.memory.feature_loss(out["c_x"], out[f"{style}_x"], X, out.get("m_x"))
-        fy = self.memory.feature_loss(out["c_y"], out[f"{style}_y"], Y, out.get("m_y"))
+        fx = self.memory.feature_loss(out["c_x"], out["s_x"], X, out.get("m_x"))
+        fy = self.memory.feature_loss(out["c_y"], out["s_y"], Y, out.get("m_y"))
         terms["key_contrast"] = fx["key"] + fy["key"]
         terms["value_contrast"] = fx["value"] + fy["value"]
         weighted = {k: getattr(w, k) * v for k, v in terms.items()}

@@ -82,7 +82,7 @@ def test_small_random_model_gradients_reach_encoders_and_generators_not_memory()
     out = model(batch)
     losses = model.generator_losses(out, batch)
     assert set(losses) == {"self_recon", "cycle", "domain_adv", "content_adv", "kl", "latent",
-                           "key_contrast", "value_contrast", "total"}
+                           "key_contrast", "value_contrast", "mode_seeking", "total"}
     losses["total"].backward()
     for name, module in (("content", model.content_encoder), ("style x", model.style_encoders[0]),
                          ("style y", model.style_encoders[1]), ("G x", model.generators[0]),
@@ -127,6 +127,7 @@ def test_small_random_model_options_change_what_they_say():
     torch.manual_seed(1)
     d = model.discriminator_losses(out, batch)
     paper = tiny_config()
+    paper.loss.random_style_adv = False
     plain = MGUIT(paper)
     plain.load_state_dict(model.state_dict())
     d_paper = plain.discriminator_losses(out, batch)
