@@ -21,6 +21,10 @@ the group index of every pixel. Domain 0 is x (source), domain 1 is y (target).
 * :meth:`ClassAwareMemory.feature_loss` (eq 8): the feature contrastive loss on keys and values,
   or the triplet loss of the paper's ablation.
 
+The constructor's defaults are the paper's equations exactly (no temperatures, raw writes,
+eta = 1, nearest positive, sum over pixels); :class:`mguit.config.MemoryConfig` chooses the
+settings that work (docs/translator.md).
+
 Keys and values are buffers, not parameters: no optimiser touches them, they get no gradient,
 they follow ``.to(device)`` and they are saved in ``state_dict``.
 """

@@ -22,7 +22,11 @@ choices made here are:
   pulled to their items by eq 8;
 * latent regression: a translation made with random style values (``MemoryConfig.sample_noise``)
   is re-encoded by the target's style encoder, whose per-pixel direction must match the style
-  read that produced it (L1 between unit vectors, the memory's own geometry).
+  read that produced it (L1 between unit vectors, the memory's own geometry);
+* with ``loss.random_style_adv`` the domain discriminators also judge those random-style
+  translations (DRIT's practice), and with ``loss.mode_seeking`` a second random-style
+  translation of the same content enters DRIT++'s mode-seeking term, so that the generator
+  must render the style it reads (docs/translator.md, cause 6).
 """
 
 from __future__ import annotations

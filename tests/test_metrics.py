@@ -385,6 +385,18 @@ def test_pipeline_metrics_on_run_manifests_computes_the_style_distance_without_w
     assert doc["style_distance"]["classes_compared"]
     assert doc["source"]["images"] == doc["fake"]["images"]
     assert doc["lpips_diversity"]["skipped"].startswith("--lpips-weights is not set")
+    # The translate output holds 2 styles per image: the weight-free figures use them.
+    assert doc["multimodality"]["samples"] == 2
+    assert doc["multimodality"]["inputs"] == doc["fake"]["images"]
+    assert doc["edge_correlation"]["pairs"] == doc["fake"]["images"]
+
+
+def test_pipeline_metrics_without_source_skips_the_edge_correlation(tiny_run, capsys):
+    _, run_dir = tiny_run
+    assert main(["metrics", "--real", str(run_dir / "data" / "target_val.json"),
+                 "--fake", str(run_dir / "translated" / "annotations.json")]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["edge_correlation"]["skipped"].startswith("the edge correlation needs")
 
 
 def test_pipeline_metrics_with_nothing_to_compute_exits_1(tmp_path, caplog):

@@ -212,6 +212,22 @@ def test_small_random_model_overfits_two_pairs(tmp_path, manifests):
     assert last["cycle"] < 0.6 * first["cycle"]
 
 
+def test_small_random_model_logs_read_selectivity_per_class(tmp_path, manifests):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    trainer = Trainer(tiny_config(iterations=2), *manifests, out_dir=tmp_path, device="cpu",
+                      progress=False)
+    trainer.train()
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    # The manifests' boxes are cars; every image has background.
+    for name in ("read_mass/car", "nearest_accuracy/car", "read_mass/background"):
+        values = [e.value for e in events.Scalars(f"memory/{name}")]
+        assert values and all(0 <= v <= 1 for v in values)
+    assert "memory/read_mass/person" not in tags     # no person pixel: nothing to log
+
+
 def test_translate_any_size_returns_input_size_and_samples_are_seeded(tmp_path, manifests):
     Trainer(tiny_config(iterations=2), *manifests, out_dir=tmp_path, device="cpu",
             progress=False).train()
