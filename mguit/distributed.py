@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 
 import torch
@@ -24,6 +25,14 @@ def distributed_context() -> tuple[int, int]:
     if world > 1 and not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         dist.init_process_group(backend)
+        # A group left to the interpreter's exit can abort the process while gloo's threads
+        # are still joinable ("terminate called without an active exception").
+        atexit.register(_destroy_process_group)
     if dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+def _destroy_process_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()

@@ -253,8 +253,7 @@ class Trainer:
         """On logging iterations, how class-selective unmasked reads of this batch's content
         would be (the test-time reads), per group: ``read_mass/<g>`` and
         ``nearest_accuracy/<g>`` over both domains' pixels of that group."""
-        upcoming = self.iteration + 1          # the iteration _log will see
-        if "m_x" not in out or (upcoming % self.cfg.train.log_every and upcoming != 1):
+        if "m_x" not in out or not self._logs_scalars(self.iteration + 1):   # _log's iteration
             return {}
         memory = self.model.memory
         totals = [memory.read_statistics(out[f"c_{d}"].detach(), out[f"m_{d}"])
@@ -324,11 +323,14 @@ class Trainer:
             self._writer = SummaryWriter(str(self.out_dir / "tensorboard"))
         return self._writer
 
+    def _logs_scalars(self, iteration: int) -> bool:
+        return iteration % self.cfg.train.log_every == 0 or iteration == 1
+
     def _log(self, losses: dict[str, float], batch: dict[str, Tensor]) -> None:
         if self.rank != 0:
             return
         t = self.cfg.train
-        if self.iteration % t.log_every == 0 or self.iteration == 1:
+        if self._logs_scalars(self.iteration):
             for k, v in losses.items():
                 self.writer.add_scalar(f"loss/{k}", v, self.iteration)
             for k, v in self._read_statistics.items():

@@ -179,8 +179,8 @@ def test_load_lpips_takes_the_trunk_from_a_torchvision_alexnet_state_dict(tmp_pa
     assert torch.equal(trunk["slice2.3.weight"], alexnet.features[3].weight)
     assert torch.equal(trunk["slice5.10.bias"], alexnet.features[10].bias)
     # The calibrated linear layers are the ones lpips ships (a file in the package).
-    shipped = torch.load(Path(lpips.__file__).parent / "weights" / "v0.1" / "alex.pth",
-                         map_location="cpu", weights_only=True)
+    linear = Path(lpips.__file__).parent / "weights" / "v0.1" / "alex.pth"
+    shipped = torch.load(linear, map_location="cpu", weights_only=True)
     for i, lin in enumerate(net.lins):
         assert torch.equal(lin.model[1].weight, shipped[f"lin{i}.model.1.weight"])
     torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "other.pth")

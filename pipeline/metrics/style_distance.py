@@ -141,15 +141,19 @@ def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray,
 
 
 def style_distance(translated: ImageSet, target: ImageSet, source: ImageSet | None,
-                   classes: Sequence[str], pixels_per_box: int = 256, workers: int = 2) -> dict:
+                   classes: Sequence[str], pixels_per_box: int = 256, workers: int = 2,
+                   target_pixels: dict[str, tuple[np.ndarray, int]] | None = None) -> dict:
     """The per-class style distance (module docstring) as stored in ``translation.json``:
     ``{"definition", "per_class": {class: {"translated", "source", "boxes_translated",
     "boxes_source", "boxes_target"}}, "mean": {"translated", "source"}, "classes_compared"}``.
     A class without boxes on one side has null distances and is left out of the mean; without
-    ``source`` the ``source`` distances are null."""
-    sets = {"translated": translated, "target": target, "source": source}
+    ``source`` the ``source`` distances are null. ``target_pixels``: :func:`class_pixels` of
+    ``target``, when the caller already has them."""
+    sets = {"translated": translated, "source": source}
     sides = {name: class_pixels(s.items, classes, pixels_per_box, workers)
              for name, s in sets.items() if s is not None}
+    sides["target"] = target_pixels or class_pixels(target.items, classes, pixels_per_box,
+                                                    workers)
     per_class: dict[str, dict] = {}
     for c in classes:
         target_rows, target_boxes = sides["target"][c]

@@ -68,7 +68,7 @@ class Samples:
     groups: Iterable[Tensor]
     samples: int
     info: dict
-    boxes: Sequence[Sequence[Box]] = ()
+    boxes: Sequence[Sequence[Box]]
 
 
 def load_networks(inception_weights: str | Path | None, lpips_weights: str | Path | None,
@@ -146,7 +146,8 @@ def compute(real: ImageSet, fake: ImageSet, source: ImageSet | None, classes: Se
                     target_pixels, o.style_pixels_per_box)
     if boxes:
         result["style_distance"] = style_distance(fake, real, source, classes,
-                                                  o.style_pixels_per_box, workers)
+                                                  o.style_pixels_per_box, workers,
+                                                  target_pixels=target_pixels)
     else:
         skip("style_distance", "the per-class style distance needs boxes: give the real and "
                                "translated sets as COCO manifests")
@@ -197,13 +198,10 @@ def _sample_metrics(networks: Networks, samples: Samples | str, batch_size: int,
     distances: list[Tensor] = []
     logits: list[Tensor] = []
     differences: list[tuple[np.ndarray, Sequence[Box]]] = []
-    per_sample: list[list] = []
-    box_lists = list(samples.boxes)
-    for index, group in enumerate(samples.groups):
-        boxes = box_lists[index] if index < len(box_lists) else ()
+    per_sample: list[list] = [[] for _ in range(samples.samples)]
+    for group, boxes in zip(samples.groups, samples.boxes, strict=True):
         images = group.permute(0, 2, 3, 1).numpy()
         differences.append((images, boxes))
-        per_sample += [[] for _ in range(len(images) - len(per_sample))]
         for k, image in enumerate(images):
             per_sample[k].append(image_box_features(image, boxes, classes, pixels_per_box))
         if networks.lpips is not None:
