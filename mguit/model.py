@@ -104,7 +104,8 @@ class MGUIT(nn.Module):
             sampled styles ``s_*``, feature masks ``m_*``, translations ``fake_x`` (y -> x) and
             ``fake_y`` (x -> y), reconstructions ``recon_*``, cycle reconstructions ``cycle_*``,
             random-style translations ``random_*`` with their targets ``random_style_*`` and
-            re-encodings ``random_mu_*``; with ``loss.mode_seeking`` a second random-style
+            re-encodings ``random_mu_*``, the translations' content ``c_fake_x``
+            (of ``fake_x``) and ``c_fake_y``; with ``loss.mode_seeking`` a second random-style
             translation ``random2_*`` with its style ``random2_style_*``.
         """
         mem, G = self.memory, self.generators
@@ -134,6 +135,7 @@ class MGUIT(nn.Module):
         # Translating keeps the geometry, so the masks of the inputs hold for the fakes.
         c_fake_y = self.content_encoder(out["fake_y"], Y)
         c_fake_x = self.content_encoder(out["fake_x"], X)
+        out.update(c_fake_x=c_fake_x, c_fake_y=c_fake_y)
         out["cycle_x"] = G[X](c_fake_y, mem.read(c_fake_y, X, m_x))
         out["cycle_y"] = G[Y](c_fake_x, mem.read(c_fake_x, Y, m_y))
 
@@ -194,6 +196,9 @@ class MGUIT(nn.Module):
                 losses.mode_seeking_loss(out[f"random_{n}"], out[f"random2_{n}"],
                                          out[f"random_style_{n}"], out[f"random2_style_{n}"])
                 for n in ("x", "y"))
+        if w.content_recon > 0:
+            terms["content_recon"] = (losses.l1(out["c_fake_y"], out["c_x"])
+                                      + losses.l1(out["c_fake_x"], out["c_y"]))
         fx = self.memory.feature_loss(out["c_x"], out["s_x"], X, out.get("m_x"))
         fy = self.memory.feature_loss(out["c_y"], out["s_y"], Y, out.get("m_y"))
         terms["key_contrast"] = fx["key"] + fy["key"]

@@ -176,6 +176,23 @@ def test_small_random_generator_ignores_the_style_scale(small_random_networks):
     assert torch.isfinite(generator(content, torch.zeros_like(style))).all()
 
 
+def test_small_random_style_encoder_centring_takes_off_each_images_mean():
+    from dataclasses import replace
+    torch.manual_seed(0)
+    plain = StyleEncoder(replace(TINY, style_centering="none"))
+    centred = StyleEncoder(replace(TINY, style_centering="image"))
+    centred.load_state_dict(plain.state_dict())
+    x = images(2, 32, 48)
+    raw, out = plain(x), centred(x)
+    expected = raw["mu"] - raw["mu"].mean(dim=(2, 3), keepdim=True)
+    torch.testing.assert_close(out["mu"], expected)
+    torch.testing.assert_close(out["mu"].mean(dim=(2, 3)), torch.zeros(2, C), atol=1e-6, rtol=0)
+    # The mean is per image: the second image's pixels do not move the first's.
+    torch.testing.assert_close(centred(x[:1])["mu"], out["mu"][:1])
+    torch.testing.assert_close(out["logvar"], raw["logvar"])
+    assert raw["mu"].mean(dim=(2, 3)).abs().max() > 1e-6
+
+
 def test_small_random_networks_accept_channels_last(small_random_networks):
     nets = small_random_networks
     x = images(2, 32, 48)

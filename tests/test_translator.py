@@ -114,6 +114,42 @@ def test_small_random_model_mode_seeking_term_is_the_inverse_ratio_and_trains_ge
                for p in model.generators[1].parameters())
 
 
+def test_small_random_model_content_reconstruction_compares_translations_content_to_inputs():
+    torch.manual_seed(0)
+    batch = random_batch()
+    cfg = tiny_config()
+    cfg.loss.content_recon = 2.0
+    model = MGUIT(cfg)
+    out = model(batch)
+    losses = model.generator_losses(out, batch)
+    # MUNIT's term: the content of x -> y must be the content of x (and y -> x that of y).
+    expected = 2.0 * ((out["c_fake_y"] - out["c_x"]).abs().mean()
+                      + (out["c_fake_x"] - out["c_y"]).abs().mean())
+    torch.testing.assert_close(losses["content_recon"], expected)
+    losses["content_recon"].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0
+               for p in model.generators[1].parameters())
+    cfg.loss.content_recon = 0.0
+    assert "content_recon" not in MGUIT(cfg).generator_losses(out, batch)
+
+
+def test_config_of_a_checkpoint_older_than_a_setting_gets_what_it_was_trained_with():
+    from dataclasses import asdict
+
+    from mguit.config import translator_config_from_dict
+
+    data = asdict(tiny_config())
+    assert translator_config_from_dict(data) == tiny_config()
+    for section, key in (("model", "style_centering"), ("memory", "read_temperature"),
+                         ("memory", "write_features"), ("loss", "mode_seeking"),
+                         ("loss", "content_recon")):
+        del data[section][key]
+    old = translator_config_from_dict(data)
+    assert (old.model.style_centering, old.memory.read_temperature, old.memory.write_features,
+            old.loss.mode_seeking, old.loss.content_recon) == ("none", 1.0, "raw", 0.0, 0.0)
+    assert old.memory.update_rate == tiny_config().memory.update_rate  # present: kept
+
+
 def test_small_random_model_options_change_what_they_say():
     torch.manual_seed(0)
     batch = random_batch()

@@ -89,6 +89,9 @@ class StyleEncoder(nn.Module):
     rescaled: with the paper's N(0, 0.001) init ``mu`` and ``logvar`` start near zero (see
     :func:`~mguit.networks.blocks.init_weights`).
 
+    With ``cfg.style_centering == "image"`` the mean of ``mu`` over each image's pixels is
+    subtracted, per channel: what is left is how each pixel's style differs from the image's.
+
     ``forward(image (B, 3, H, W)) -> {"mu": (B, C, H/s, W/s), "logvar": (B, C, H/s, W/s)}``.
     """
 
@@ -102,9 +105,13 @@ class StyleEncoder(nn.Module):
         )
         self.mu = nn.Conv2d(channels, channels, 1)
         self.logvar = nn.Conv2d(channels, channels, 1)
+        self.centred = cfg.style_centering == "image"
         init_weights(self, cfg.init_std)
 
     def forward(self, image: Tensor) -> dict[str, Tensor]:
         check_image(image, self.stride)
         features = self.body(image)
-        return {"mu": self.mu(features), "logvar": self.logvar(features)}
+        mu = self.mu(features)
+        if self.centred:
+            mu = mu - mu.mean(dim=(2, 3), keepdim=True)
+        return {"mu": mu, "logvar": self.logvar(features)}
