@@ -1,4 +1,5 @@
-"""The object every stage function receives."""
+"""What the runner and the stages share: the context every stage function receives and the
+error a stage raises."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.config import Config
+
+
+class StageError(RuntimeError):
+    """A stage cannot run as asked (inputs missing, unknown name, bad data)."""
 
 
 @dataclass(frozen=True)

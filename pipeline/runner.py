@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from pipeline.config import Config, dump_config
-from pipeline.context import RunContext
+from pipeline.context import RunContext, StageError
 from pipeline.formats.common import atomic_write_text
 from pipeline.schema import suggest, to_plain
 from pipeline.stages import STAGE_NAMES, STAGES, Stage
@@ -33,10 +33,6 @@ logger = logging.getLogger(__name__)
 
 STATE_VERSION = 1
 CONTENT_HASH_LIMIT = 64 * 2**20
-
-
-class StageError(RuntimeError):
-    """A stage cannot run as asked (inputs missing, unknown name, bad data)."""
 
 
 @dataclass(frozen=True)

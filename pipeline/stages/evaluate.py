@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from detection.api import CARD
+from pipeline.context import StageError
 from pipeline.stages.train_detector import detector_dir
 
 if TYPE_CHECKING:
@@ -68,7 +69,6 @@ def run(ctx: RunContext) -> dict:
     from detection import DetectionError, evaluate, predict, read_card
     from detection.files import write_bytes, write_json
     from detection.manifest import load_manifest
-    from pipeline.runner import StageError  # here: the runner imports the stages
 
     cfg = ctx.config
     split, classes = cfg.evaluate.split, cfg.data.classes

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline.context import StageError
 from pipeline.inspection import InspectionError, runfiles
 from pipeline.inspection.dataset import build_dataset
 
@@ -28,7 +29,6 @@ def input_paths(ctx: RunContext) -> list[Path]:
 
 
 def run(ctx: RunContext) -> dict:
-    from pipeline.runner import StageError  # here: the runner imports the stages
 
     # Under torchrun every rank runs the stages; one dataset is built, by rank 0.
     if int(os.environ.get("RANK", "0")) != 0:

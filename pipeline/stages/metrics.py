@@ -41,6 +41,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline.context import StageError
 from pipeline.stages.translate import checkpoint_path
 from pipeline.stages.translate import output_dir as translated_dir
 from pipeline.translation.records import ANNOTATIONS
@@ -85,7 +86,6 @@ def run(ctx: RunContext) -> dict:
     from pipeline.metrics.images import read_image_set
     from pipeline.metrics.read_selectivity import read_selectivity
     from pipeline.metrics.suite import VERSION, Samples, compute, format_summary, load_networks
-    from pipeline.runner import StageError  # here: the runner imports the stages
 
     cfg, m = ctx.config, ctx.config.metrics
     device = resolve_device(cfg.run.device)

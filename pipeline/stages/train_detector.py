@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from detection.api import CARD
+from pipeline.context import StageError
 
 if TYPE_CHECKING:
     from pipeline.context import RunContext
@@ -57,7 +58,6 @@ def output_paths(ctx: RunContext) -> list[Path]:
 
 def run(ctx: RunContext) -> dict:
     from detection import DetectionError, read_card, train
-    from pipeline.runner import StageError  # here: the runner imports the stages
 
     # A missing translated/annotations.json is reported by the runner before this runs: it is
     # the translate stage's output, so the message says to run that stage first.
