@@ -187,12 +187,17 @@ class MetricsConfig:
     kid_subsets: int = 100                # KID's number of subsets
     is_splits: int = 10                   # IS over the translated images: splits (capped)
     style_pixels_per_box: int = 256       # style distance: pixels sampled per box, at most
+    # Read selectivity: images of translate.split whose content reads are measured (a seeded
+    # choice; null: all). Only the content encoder runs, so thousands take seconds on a GPU.
+    selectivity_images: Optional[int] = 1000
 
     def validate(self) -> None:
         for name in ("diversity_images", "batch_size", "kid_subsets", "is_splits",
                      "style_pixels_per_box"):
             if getattr(self, name) < 1:
                 raise ValueError(f"metrics.{name} must be >= 1")
+        if self.selectivity_images is not None and self.selectivity_images < 1:
+            raise ValueError("metrics.selectivity_images must be >= 1 (or null for all images)")
         if self.kid_subset_size < 2:
             raise ValueError("metrics.kid_subset_size must be >= 2 (KID compares pairs)")
         if self.diversity_samples < 2:

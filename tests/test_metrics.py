@@ -299,6 +299,8 @@ def test_metrics_stage_without_weights_writes_style_distance_and_skips_the_rest(
         np.mean([sd["per_class"][c]["translated"] for c in compared]))
     assert "Frechet distance" in sd["definition"]
     rs = doc["read_selectivity"]
+    # Over the whole translated split (metrics.selectivity_images caps it, default 1000).
+    assert (rs["split"], rs["inputs"]) == ("source_train", len(source_train["images"]))
     assert set(rs["per_class"]) == {"person", "car", "truck", "bicycle", "background"}
     assert sum(e["chance"] for e in rs["per_class"].values()) == pytest.approx(1.0)
     assert rs["per_class"]["background"]["pixels"] > 0

@@ -82,7 +82,8 @@ def test_small_random_model_gradients_reach_encoders_and_generators_not_memory()
     out = model(batch)
     losses = model.generator_losses(out, batch)
     assert set(losses) == {"self_recon", "cycle", "domain_adv", "content_adv", "kl", "latent",
-                           "key_contrast", "value_contrast", "mode_seeking", "total"}
+                           "key_contrast", "value_contrast", "mode_seeking", "content_recon",
+                           "total"}
     losses["total"].backward()
     for name, module in (("content", model.content_encoder), ("style x", model.style_encoders[0]),
                          ("style y", model.style_encoders[1]), ("G x", model.generators[0]),

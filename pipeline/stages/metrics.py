@@ -26,7 +26,7 @@ these last four need no weights. Definitions are in
                        "split", "style_distance_per_sample", "max_style_distance_change"},
      "edge_correlation": {"definition", "whole", "boxes", "per_class": {class: value},
                           "pairs"},
-     "read_selectivity": {"definition", "inputs", "read_temperature",
+     "read_selectivity": {"definition", "inputs", "split", "read_temperature",
                           "per_class": {group: {"read_mass", "chance", "ratio",
                                                 "nearest_accuracy", "pixels"}}}}
 
@@ -108,7 +108,10 @@ def run(ctx: RunContext) -> dict:
         metrics = compute(real, fake, source, cfg.data.classes, networks, samples, m,
                           cfg.run.workers, device)
         metrics["read_selectivity"] = read_selectivity(
-            translator(), inputs, DIRECTIONS[cfg.translate.direction][0], device)
+            translator(), diversity.choose_inputs(source.items, m.selectivity_images or
+                                                  len(source.items), m.seed),
+            DIRECTIONS[cfg.translate.direction][0], device)
+        metrics["read_selectivity"]["split"] = cfg.translate.split
     except (DatasetError, MetricsError, FileNotFoundError, ValueError) as exc:
         raise StageError(f"metrics: {exc}") from None
     document = {
