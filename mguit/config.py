@@ -7,6 +7,8 @@ section of the experiment YAML and validates it; this package never reads YAML i
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -155,6 +157,11 @@ class LossConfig:
     # (docs/translator.md).
     content_recon: float = 1.0
 
+    def validate(self) -> None:
+        for name, value in vars(self).items():
+            if isinstance(value, float) and not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"loss.{name} is a weight: it must be >= 0, got {value}")
+
 
 @dataclass
 class TrainConfig:
@@ -193,6 +200,20 @@ class TrainConfig:
             raise ValueError("train.decay_start_fraction must be in [0, 1]")
         if self.batch_size < 1:
             raise ValueError("train.batch_size must be >= 1")
+        for name in ("epochs", "resize", "crop", "log_every", "image_every", "checkpoint_every",
+                     "snapshot_every", "num_style_samples"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("lr", "content_lr", "grad_clip"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ValueError(f"train.{name} must be a number > 0, got {value}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"train.weight_decay must be >= 0, got {self.weight_decay}")
+        if not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"train.betas must be in [0, 1), got {list(self.betas)}")
+        if self.num_workers < 0:
+            raise ValueError("train.num_workers must be >= 0")
 
 
 @dataclass

@@ -20,8 +20,8 @@ import yaml
 
 from detection.config import DetectorConfig
 from mguit.config import TranslatorConfig
-from pipeline.schema import (ConfigError, Origin, build, field_paths, key_lines, section_type,
-                             suggest, to_plain)
+from pipeline.schema import (ConfigError, Origin, build, check_yaml_size, field_paths, key_lines,
+                             section_type, short_repr, suggest, to_plain)
 
 KITTI_CLASS_MAP = {
     "Pedestrian": "person", "Person_sitting": "person", "Car": "car", "Truck": "truck",
@@ -44,10 +44,11 @@ class RunConfig:
 
     def validate(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.name):
-            raise ValueError(f"run.name {self.name!r} must be a plain folder name "
+            raise ValueError(f"run.name {short_repr(self.name)} must be a plain folder name "
                              "(letters, digits, '.', '_', '-')")
         if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device):
-            raise ValueError(f"run.device {self.device!r} must be auto, cpu, mps, cuda or cuda:N")
+            raise ValueError(f"run.device {short_repr(self.device)} must be auto, cpu, mps, cuda "
+                             "or cuda:N")
         if self.workers < 0:
             raise ValueError("run.workers must be >= 0")
 
@@ -109,7 +110,7 @@ class DataConfig:
             for raw, mapped in domain.class_map.items():
                 if mapped is not None and mapped not in self.classes:
                     raise ValueError(
-                        f"{side}.class_map maps {raw!r} to {mapped!r}, which is not in classes "
+                        f"{side}.class_map maps {short_repr(raw)} to {short_repr(mapped)}, which is not in classes "
                         f"{self.classes}" + suggest(mapped, self.classes)
                     )
         if self.min_box_size < 0:
@@ -288,15 +289,16 @@ PATH_FIELDS = ("data.source.root", "data.source.val_list", "data.source.train_an
 def parse_override(text: str) -> tuple[str, object]:
     """Split ``a.b.c=value``; the value is parsed as YAML (``2000`` -> int, ``[0.5, 0.9]`` -> list)."""
     if "=" not in text:
-        raise ConfigError(f"override {text!r} must look like key=value (e.g. run.name=quick)")
+        raise ConfigError(f"override {short_repr(text)} must look like key=value (e.g. run.name=quick)")
     key, raw = text.split("=", 1)
     key = key.strip()
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*", key):
-        raise ConfigError(f"override {text!r}: {key!r} is not a dotted key like run.name")
+        raise ConfigError(f"override {short_repr(key)}: not a dotted key like run.name")
     try:
+        check_yaml_size(yaml.compose(raw, Loader=yaml.SafeLoader), f"override {key}")
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
-        raise ConfigError(f"override {text!r}: value is not valid YAML ({exc})") from None
+        raise ConfigError(f"override {key}: value is not valid YAML ({exc})") from None
     return key, value
 
 
@@ -342,12 +344,21 @@ def read_yaml_tree(path: Path, _seen: tuple[Path, ...] = ()) -> tuple[dict, dict
     if path in _seen:
         chain = " -> ".join(str(p) for p in (*_seen, path))
         raise ConfigError(f"{path}: {BASE_KEY} files form a cycle: {chain}")
+    where = f" (the {BASE_KEY} of {_seen[-1]})" if _seen else ""
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        where = f" (the {BASE_KEY} of {_seen[-1]})" if _seen else ""
         raise ConfigError(f"{path}: config file not found{where}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a config file{where}; name a YAML file "
+                          "(see configs/)") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+                          f"{exc.start}){where}; save the config as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror}){where}") from None
     try:
+        check_yaml_size(yaml.compose(text, Loader=yaml.SafeLoader), str(path))
         data = yaml.safe_load(text)
         lines = {k: (path, n) for k, n in key_lines(text).items()}
     except yaml.YAMLError as exc:
@@ -360,7 +371,7 @@ def read_yaml_tree(path: Path, _seen: tuple[Path, ...] = ()) -> tuple[dict, dict
     if base is None:
         return data, lines
     if not isinstance(base, str):
-        raise ConfigError(f"{path}: {BASE_KEY} must be a file name, got {base!r}")
+        raise ConfigError(f"{path}: {BASE_KEY} must be a file name, got {short_repr(base)}")
     base_data, base_lines = read_yaml_tree(path.parent / base, (*_seen, path))
     return _merge(base_data, data), {**base_lines, **lines}
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import reprlib
 import types
 import typing
 from pathlib import Path
@@ -26,6 +28,37 @@ import yaml
 
 class ConfigError(ValueError):
     """A config value that cannot be used; the message says which, where, and what would work."""
+
+
+# A config is a few hundred values; YAML aliases can make a tiny file expand to billions.
+MAX_YAML_NODES = 100_000
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 2, 60, 60
+_SHORT.maxtuple = _SHORT.maxlist = _SHORT.maxdict = _SHORT.maxset = 4
+
+
+def short_repr(value: Any) -> str:
+    """``repr(value)`` cut to a few dozen characters, without walking all of a large value: error
+    messages quote what they reject, and a value may be huge."""
+    return _SHORT.repr(value)
+
+
+def check_yaml_size(node: yaml.Node | None, where: str, limit: int = MAX_YAML_NODES) -> None:
+    """Raise :class:`ConfigError` if the composed YAML ``node`` holds more than ``limit`` nodes
+    once its aliases are expanded. Stops counting at the limit, so a bomb costs nothing."""
+    count, stack = 0, [node] if node is not None else []
+    while stack:
+        n = stack.pop()
+        count += 1
+        if count > limit:
+            raise ConfigError(f"{where}: more than {limit} values once YAML aliases (*name) are "
+                              "expanded; a config needs a few hundred: write the values out")
+        if isinstance(n, yaml.MappingNode):
+            for k, v in n.value:
+                stack += (k, v)
+        elif isinstance(n, yaml.SequenceNode):
+            stack += n.value
 
 
 def key_lines(text: str) -> dict[str, int]:
@@ -157,23 +190,23 @@ def convert(tp: Any, value: Any, origin: Origin, key: str) -> Any:
             except ConfigError as exc:
                 errors.append(str(exc))
         raise ConfigError(errors[0] if len(errors) == 1 else
-                          f"{origin.where(key)}: {value!r} is not a valid {_type_name(tp)}")
+                          f"{origin.where(key)}: {short_repr(value)} is not a valid {_type_name(tp)}")
     if origin_tp is Literal:
         if value in args:
             return value
         raise ConfigError(
-            f"{origin.where(key)}: {value!r} is not one of {', '.join(map(repr, args))}"
+            f"{origin.where(key)}: {short_repr(value)} is not one of {', '.join(map(repr, args))}"
             + suggest(str(value), [str(a) for a in args])
         )
     if dataclasses.is_dataclass(tp):
         return build(tp, value, origin, key + ".")
     if origin_tp is list or origin_tp is tuple:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{origin.where(key)}: expected a list, got {value!r}")
+            raise ConfigError(f"{origin.where(key)}: expected a list, got {short_repr(value)}")
         if origin_tp is tuple and not (len(args) == 2 and args[1] is Ellipsis):
             if len(value) != len(args):
                 raise ConfigError(
-                    f"{origin.where(key)}: expected a list of {len(args)} values, got {value!r}"
+                    f"{origin.where(key)}: expected a list of {len(args)} values, got {short_repr(value)}"
                 )
             return tuple(convert(a, v, origin, f"{key}[{i}]") for i, (a, v) in
                          enumerate(zip(args, value)))
@@ -182,7 +215,7 @@ def convert(tp: Any, value: Any, origin: Origin, key: str) -> Any:
         return tuple(items) if origin_tp is tuple else items
     if origin_tp is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{origin.where(key)}: expected a mapping, got {value!r}")
+            raise ConfigError(f"{origin.where(key)}: expected a mapping, got {short_repr(value)}")
         key_tp, val_tp = args if args else (Any, Any)
         return {convert(key_tp, k, origin, key): convert(val_tp, v, origin, f"{key}.{k}")
                 for k, v in value.items()}
@@ -190,6 +223,8 @@ def convert(tp: Any, value: Any, origin: Origin, key: str) -> Any:
         return value
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(f"{origin.where(key)}: {value!r} is not a finite number")
             return float(value)
     elif tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
@@ -199,7 +234,7 @@ def convert(tp: Any, value: Any, origin: Origin, key: str) -> Any:
             return value
     else:
         raise TypeError(f"unsupported type {tp!r} in config schema at {key}")
-    raise ConfigError(f"{origin.where(key)}: expected {_type_name(tp)}, got {value!r}")
+    raise ConfigError(f"{origin.where(key)}: expected {_type_name(tp)}, got {short_repr(value)}")
 
 
 def to_plain(obj: Any) -> Any:

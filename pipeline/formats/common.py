@@ -43,6 +43,11 @@ class DatasetError(ValueError):
         where = f"{path}:{line}" if line is not None else f"{path}"
         super().__init__(f"{where}: {message}")
 
+    def __reduce__(self):
+        # Worker processes (run.workers > 1) send the error back pickled; the default rebuilds
+        # it from ``args``, the formatted text alone, which does not fit ``__init__``.
+        return type(self), (self.path, self.reason, self.line)
+
 
 @dataclass(frozen=True)
 class Box:

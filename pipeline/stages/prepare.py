@@ -112,10 +112,12 @@ def format_summary(counts: dict[str, dict], classes: list[str]) -> str:
 
 def run(ctx: RunContext) -> dict:
     data = ctx.config.data
+    created = not ctx.data_dir.exists()
     ctx.data_dir.mkdir(parents=True, exist_ok=True)
     log = BadInputLog()
     counts: dict[str, dict] = {}
     tmp = Path(tempfile.mkdtemp(prefix=".prepare-", dir=ctx.data_dir))
+    finished = False
     try:
         image_paths: list[str] = []
         for split in SPLITS:
@@ -138,8 +140,11 @@ def run(ctx: RunContext) -> dict:
         atomic_write_text(tmp / "summary.json", json.dumps(summary, indent=2, sort_keys=True))
         for name in (*SPLITS, "summary"):
             (tmp / f"{name}.json").replace(ctx.data_dir / f"{name}.json")
+        finished = True
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if created and not finished and not any(ctx.data_dir.iterdir()):
+            ctx.data_dir.rmdir()
     table = format_summary(counts, data.classes)
     logger.info("prepared manifests in %s\n%s", ctx.data_dir, table)
     warnings = log.summary_lines()

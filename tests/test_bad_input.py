@@ -1,0 +1,123 @@
+"""The bad-input corpus: inputs and interruptions a careful user tries, generated here.
+
+Each case ends with the project's one-line error (the file and, where it applies, the line;
+what to do), a non-zero exit, the error also in the run's pipeline.log, and no partial output;
+or with correct data.
+"""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from pipeline import synthetic
+from pipeline.cli import main
+from pipeline.formats.common import DatasetError
+from tiny_run import data_section
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> synthetic.SyntheticDataset:
+    out = tmp_path_factory.mktemp("synthetic")
+    return synthetic.generate(out, seed=5, width=96, height=48, num_source=6,
+                              num_target_train=4, num_target_val=2, progress=False)
+
+
+def write_config(tmp_path: Path, data: synthetic.SyntheticDataset, source_root: Path | None = None,
+                 target_root: Path | None = None, run: str = "workers: 1", extra: str = "") -> Path:
+    text = (f"run: {{name: t, dir: {tmp_path / 'runs'}, {run}}}\n"
+            + data_section(source_root or data.source_root, target_root or data.target_root)
+            + textwrap.dedent(extra))
+    path = tmp_path / "exp.yaml"
+    path.write_text(text)
+    return path
+
+
+def run_log(tmp_path: Path) -> str:
+    return (tmp_path / "runs" / "t" / "pipeline.log").read_text()
+
+
+# -- D1: errors raised in worker processes -------------------------------------------------
+
+
+def test_dataset_error_survives_pickling_with_its_fields():
+    error = pickle.loads(pickle.dumps(DatasetError("a/b.txt", "bad class 'Tram'", line=3)))
+    assert (str(error), error.path, error.line, error.reason) == (
+        "a/b.txt:3: bad class 'Tram'", Path("a/b.txt"), 3, "bad class 'Tram'")
+
+
+def test_truncated_png_with_two_workers_is_named_in_the_log_and_leaves_no_data(
+        tmp_path, tiny_data, make_png, caplog):
+    source = shutil.copytree(tiny_data.source_root, tmp_path / "kitti")
+    bad = make_png(source / "image_2" / "000003.png", 96, 48, noise=True)
+    bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])
+    config = write_config(tmp_path, tiny_data, source_root=source, run="workers: 2")
+    assert main(["run", str(config), "--only", "prepare"]) == 1
+    assert f"{bad}: image cannot be read" in caplog.text
+    assert f"{bad}: image cannot be read" in run_log(tmp_path)
+    assert "Traceback" not in caplog.text
+    assert not (tmp_path / "runs" / "t" / "data").exists()
+
+
+# -- D3-D6: config files and values -----------------------------------------------------------
+
+
+def test_yaml_alias_bomb_is_refused_quickly_with_a_short_message(tmp_path, capsys, caplog):
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, "
+              f"*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}]" for i in range(1, 9)]
+    config = tmp_path / "bomb.yaml"
+    config.write_text("\n".join(lines) + "\nrun: {name: *a8}\n")
+    assert len(config.read_bytes()) < 1000
+    assert main(["stages", str(config)]) == 2
+    assert "YAML aliases" in caplog.text and len(caplog.text) < 2000
+    assert main(["stages", str(tmp_path / "bomb.yaml"), "run.name=[*a8]"]) == 2
+
+
+def test_a_long_value_is_quoted_short_in_the_error(tmp_path, tiny_data, caplog):
+    config = tmp_path / "long.yaml"
+    config.write_text("run: {name: [" + ", ".join(["abc"] * 5000) + "]}\n"
+                      + data_section(tiny_data.source_root, tiny_data.target_root))
+    assert main(["stages", str(config)]) == 2
+    assert "run.name" in caplog.text and len(caplog.text) < 1000
+
+
+@pytest.mark.parametrize("case", ["folder", "base_folder", "latin1"])
+def test_unreadable_config_files_are_named(tmp_path, caplog, case):
+    if case == "folder":
+        config, expect = tmp_path, "is a folder, not a config file"
+    elif case == "base_folder":
+        config = tmp_path / "exp.yaml"
+        config.write_text(f"_base_: {tmp_path}\n")
+        expect = f"is a folder, not a config file (the _base_ of {config}"
+    else:
+        config = tmp_path / "exp.yaml"
+        config.write_bytes("run: {name: caf\u00e9}\n".encode("latin-1"))
+        expect = "not UTF-8 text (byte 0xe9 at offset 15)"
+    assert main(["stages", str(config)]) == 2
+    assert expect in caplog.text
+    assert "Traceback" not in caplog.text
+
+
+@pytest.mark.parametrize("override, message", [
+    ("translator.train.lr=-1", "train.lr must be a number > 0"),
+    ("translator.train.lr=.nan", "is not a finite number"),
+    ("translator.train.lr=.inf", "is not a finite number"),
+    ("translator.train.checkpoint_every=0", "train.checkpoint_every must be >= 1"),
+    ("translator.train.checkpoint_every=-1", "train.checkpoint_every must be >= 1"),
+    ("translator.train.log_every=0", "train.log_every must be >= 1"),
+    ("translator.train.image_every=0", "train.image_every must be >= 1"),
+    ("translator.train.snapshot_every=0", "train.snapshot_every must be >= 1"),
+    ("translator.train.crop=0", "train.crop must be >= 1"),
+    ("translator.loss.cycle=-2", "loss.cycle is a weight: it must be >= 0"),
+    ("translator.train.betas=[0.5, 1.5]", "train.betas must be in [0, 1)"),
+])
+def test_translator_values_that_would_fail_in_training_are_refused_at_load(
+        tmp_path, tiny_data, caplog, override, message):
+    config = write_config(tmp_path, tiny_data)
+    assert main(["stages", str(config), override]) == 2
+    assert message in caplog.text
