@@ -55,12 +55,18 @@ ASPECT_RATIOS = (0.5, 1.0, 2.0)
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; otherwise the named device."""
+    """``auto`` -> CUDA when available, else CPU; otherwise the named device, which must exist
+    here (:class:`DetectionError` otherwise)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise DetectionError(f"device {name!r} was asked for but CUDA is not available")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise DetectionError(f"device {name!r} is not a device name (cpu, cuda, cuda:N, "
+                             "mps)") from None
+    if device.type == "cuda" and torch.cuda.device_count() <= (device.index or 0):
+        raise DetectionError(f"device {name!r} was asked for but this machine has "
+                             f"{torch.cuda.device_count()} CUDA devices")
     return device
 
 

@@ -9,13 +9,28 @@ import torch
 import torch.distributed as dist
 
 
+def available_devices() -> list[str]:
+    """The devices this process can compute on: ``cpu``, ``cuda:N`` for each GPU, ``mps``."""
+    devices = ["cpu", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
+    return devices + (["mps"] if torch.backends.mps.is_available() else [])
+
+
 def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; otherwise the named device."""
+    """``auto`` -> CUDA when available, else CPU; otherwise the named device, which must exist
+    here (a :class:`RuntimeError` lists the ones that do)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} was asked for but CUDA is not available")
+    here = available_devices()
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise RuntimeError(f"device {name!r} is not a device name; "
+                           f"this machine has: {', '.join(here)}") from None
+    known = device.type == "cpu" or (device.type == "cuda" and torch.cuda.device_count() > (
+        device.index or 0)) or (device.type == "mps" and "mps" in here)
+    if not known:
+        raise RuntimeError(f"device {name!r} is not available; this machine has: "
+                           f"{', '.join(here)}")
     return device
 
 

@@ -98,11 +98,47 @@ def config_changes(saved: dict, current: dict) -> list[str]:
     return changes
 
 
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be resumed from; the message names the file and what to do."""
+
+
 def atomic_save(obj: object, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     torch.save(obj, tmp)
     os.replace(tmp, path)
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the ``.<name>.tmp-<pid>`` files of :func:`atomic_save` whose process is gone (a
+    kill during a write leaves them); return what was deleted."""
+    removed = []
+    for tmp in folder.glob(".*.tmp-*"):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_checkpoint(path: Path) -> dict:
+    """``torch.load`` of a checkpoint (weights only), or :class:`CheckpointError` naming it."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise CheckpointError(f"{path}: unreadable checkpoint ({type(exc).__name__}: "
+                              f"{first[:200]})") from None
 
 
 class Trainer:
@@ -186,14 +222,15 @@ class Trainer:
         return path
 
     def load(self, path: Path) -> None:
-        """Resume from a checkpoint written by :meth:`save`; the config must match."""
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        """Resume from a checkpoint written by :meth:`save`; the config must match
+        (:class:`CheckpointError` otherwise, or when the file cannot be read)."""
+        state = read_checkpoint(path)
         if state.get("version") != CHECKPOINT_VERSION:
-            raise ValueError(f"{path}: checkpoint version {state.get('version')} is not "
-                             f"{CHECKPOINT_VERSION}; start a new run directory")
+            raise CheckpointError(f"{path}: checkpoint version {state.get('version')} is not "
+                                  f"{CHECKPOINT_VERSION}; start a new run directory")
         changed = config_changes(state["config"], asdict(self.cfg))
         if changed:
-            raise ValueError(
+            raise CheckpointError(
                 f"{path}: the checkpoint was trained with other settings ({'; '.join(changed)}); "
                 "resuming would mix two experiments. Restore those settings, or delete "
                 f"{self.out_dir} (or choose a new run name) to train from scratch"
@@ -208,6 +245,34 @@ class Trainer:
         if state["rng"]["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         self.iteration = state["iteration"]
+
+    def _resume(self) -> None:
+        """Load ``last.pt`` if there is one; if it cannot be read (a truncated copy, a full
+        disk), the newest snapshot that can, saying so."""
+        if self.checkpoint_dir.is_dir() and self.rank == 0:
+            for tmp in remove_stale_temporaries(self.checkpoint_dir):
+                logger.info("removed %s, left by an interrupted checkpoint write", tmp)
+        last = self.checkpoint_dir / "last.pt"
+        if not last.exists():
+            return
+        try:
+            self.load(last)
+        except CheckpointError as exc:
+            if "unreadable checkpoint" not in str(exc):
+                raise
+            snapshots = sorted(self.checkpoint_dir.glob("iter_*.pt"), reverse=True)
+            for snapshot in snapshots:
+                try:
+                    self.load(snapshot)
+                except CheckpointError as other:
+                    logger.warning("%s", other)
+                    continue
+                logger.warning("%s; resuming from the newest intact snapshot %s instead "
+                               "(iteration %d)", exc, snapshot.name, self.iteration)
+                return
+            raise CheckpointError(f"{exc}; no intact snapshot in {self.checkpoint_dir} to fall "
+                                  f"back to: delete {last} to train from the start") from None
+        logger.info("resuming from %s at iteration %d", last, self.iteration)
 
     # ------------------------------------------------------------------ training
 
@@ -283,10 +348,7 @@ class Trainer:
 
         Returns the losses of the last iteration.
         """
-        last = self.checkpoint_dir / "last.pt"
-        if last.exists():
-            self.load(last)
-            logger.info("resuming from %s at iteration %d", last, self.iteration)
+        self._resume()
         end = min(iterations or self.total_iterations, self.total_iterations)
         t = self.cfg.train
         losses: dict[str, float] = {}

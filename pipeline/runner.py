@@ -112,6 +112,10 @@ class Runner:
         for out in record["outputs"]:
             if not Path(out).exists():
                 return StageStatus(stage.name, "stale", f"output missing: {out}")
+        for out, mark in record.get("output_fingerprints", {}).items():
+            if fingerprint(Path(out)) != mark:
+                return StageStatus(stage.name, "stale", f"output changed since the stage "
+                                                        f"wrote it: {out}")
         return StageStatus(stage.name, "done", f"finished {record['finished_at']}")
 
     def statuses(self) -> list[StageStatus]:
@@ -157,6 +161,8 @@ class Runner:
                 logger.info("stage %s: up to date, skipped (%s)", stage.name, st.reason)
                 continue
             self._check_inputs(stage)
+            if stage.uses_device:
+                self._check_device()
             logger.info("stage %s: running (%s)", stage.name,
                         "forced" if st.state == "done" else st.reason)
             started = time.monotonic()
@@ -172,6 +178,10 @@ class Runner:
                 "config": self._config_slice(stage),
                 "inputs": {str(p): fingerprint(p) for p in stage.inputs(self.ctx)},
                 "outputs": [str(p) for p in stage.outputs(self.ctx)],
+                # Files only: a truncated or replaced checkpoint or manifest makes the stage
+                # stale; folders may legitimately gain files (logs) after the stage.
+                "output_fingerprints": {str(p): fingerprint(p) for p in stage.outputs(self.ctx)
+                                        if p.is_file()},
                 "started_at": started_at,
                 "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "duration_s": round(duration, 3),
@@ -179,6 +189,14 @@ class Runner:
             }
             atomic_write_text(self.state_path, json.dumps(state, indent=2, sort_keys=True))
         return results
+
+    def _check_device(self) -> None:
+        from mguit.distributed import resolve_device
+
+        try:
+            resolve_device(self.ctx.config.run.device)
+        except RuntimeError as exc:
+            raise StageError(f"run.device: {exc}; set run.device=auto or one of those") from None
 
     def _check_inputs(self, stage: Stage) -> None:
         """Inputs made by an earlier stage must exist; say which stage makes them."""

@@ -7,6 +7,7 @@ or with correct data.
 
 from __future__ import annotations
 
+import os
 import pickle
 import shutil
 import textwrap
@@ -121,3 +122,107 @@ def test_translator_values_that_would_fail_in_training_are_refused_at_load(
     config = write_config(tmp_path, tiny_data)
     assert main(["stages", str(config), override]) == 2
     assert message in caplog.text
+
+
+# -- D14: devices ----------------------------------------------------------------------------
+
+
+def test_unknown_or_missing_device_names_the_devices_this_machine_has(tmp_path, tiny_data, caplog,
+                                                                     capsys):
+    import torch
+
+    config = write_config(tmp_path, tiny_data)
+    assert main(["run", str(config), "--only", "prepare", "run.device=cuda:7"]) == 0, \
+        "prepare computes nothing on the device"
+    assert main(["run", str(config), "--only", "train_translator", "run.device=cuda:7"]) == 1
+    assert "run.device: device 'cuda:7' is not available; this machine has: cpu" in caplog.text
+    assert "Traceback" not in caplog.text
+    caplog.clear()
+    assert main(["translate", "--checkpoint", str(tmp_path / "none.pt"), "--input",
+                 str(tmp_path / "runs" / "t" / "data" / "source_val.json"), "--output",
+                 str(tmp_path / "out"), "--device", "tpu"]) == 1
+    assert "--device: device 'tpu' is not a device name; this machine has: cpu" in caplog.text
+    assert not (tmp_path / "out").exists()
+    if torch.cuda.is_available():
+        pytest.skip("the rest needs a machine without CUDA")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["metrics", "--real", str(tmp_path), "--fake", str(tmp_path), "--device", "cuda"])
+    assert exit_info.value.code == 2
+    assert "device 'cuda' is not available; this machine has: cpu" in capsys.readouterr().err
+
+
+# -- D7, D8, D9: checkpoints -------------------------------------------------------------------
+
+
+TINY_TRANSLATOR = """\
+translator:
+  model: {base_channels: 4, num_downsample: 1, content_res_blocks: 1, shared_res_blocks: 1,
+          style_res_blocks: 1, generator_res_blocks: 1, discriminator_channels: 4,
+          discriminator_layers: 2, discriminator_scales: 1, content_discriminator_channels: 8}
+  memory: {key_dim: 8, items: {person: 1, car: 1, truck: 1, bicycle: 1, background: 2}}
+  train: {iterations: 4, resize: 32, crop: 32, num_workers: 0, log_every: 2, image_every: 100,
+          checkpoint_every: 2, snapshot_every: 2}
+"""
+
+
+@pytest.fixture
+def trained(tmp_path, tiny_data):
+    """A config with a tiny translator trained for 4 iterations (snapshots at 2 and 4)."""
+    config = write_config(tmp_path, tiny_data, extra=TINY_TRANSLATOR)
+    assert main(["run", str(config), "--to", "train_translator"]) == 0
+    return config, tmp_path / "runs" / "t" / "translator" / "checkpoints"
+
+
+def test_truncated_last_checkpoint_falls_back_to_the_newest_intact_snapshot(trained, caplog,
+                                                                           capsys):
+    config, checkpoints = trained
+    last = checkpoints / "last.pt"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    (checkpoints / "iter_000004.pt").write_bytes(b"")
+    assert main(["stages", str(config)]) == 0
+    assert f"output changed since the stage wrote it: {last}" in capsys.readouterr().out
+    assert main(["run", str(config), "--only", "train_translator",
+                 "translator.train.iterations=6"]) == 0
+    assert f"{last}: unreadable checkpoint" in caplog.text
+    assert "resuming from the newest intact snapshot iter_000002.pt instead (iteration 2)" \
+        in caplog.text
+    assert torch_iteration(last) == 6
+
+
+def test_truncated_checkpoint_without_snapshots_says_what_to_do(trained, caplog):
+    config, checkpoints = trained
+    for snapshot in checkpoints.glob("iter_*.pt"):
+        snapshot.unlink()
+    last = checkpoints / "last.pt"
+    last.write_bytes(last.read_bytes()[:100])
+    assert main(["run", str(config), "--only", "train_translator", "--force"]) == 1
+    assert f"{last}: unreadable checkpoint" in caplog.text
+    assert f"delete {last} to train from the start" in caplog.text
+    assert f"delete {last} to train from the start" in run_log(config.parent)
+    assert "Traceback" not in caplog.text
+
+
+def test_resuming_with_another_model_size_is_a_one_line_error_in_the_log(trained, caplog):
+    config, _ = trained
+    assert main(["run", str(config), "--only", "train_translator", "--force",
+                 "translator.model.base_channels=8", "translator.memory.key_dim=16"]) == 1
+    assert "the checkpoint was trained with other settings" in run_log(config.parent)
+    assert "Traceback" not in caplog.text
+
+
+def test_stale_temporary_of_a_killed_write_is_removed(trained, caplog):
+    config, checkpoints = trained
+    dead = checkpoints / ".last.pt.tmp-999999999"
+    dead.write_bytes(b"partial")
+    alive = checkpoints / f".last.pt.tmp-{os.getppid()}"    # another process's write
+    alive.write_bytes(b"being written")
+    assert main(["run", str(config), "--only", "train_translator",
+                 "translator.train.iterations=5"]) == 0
+    assert not dead.exists() and alive.exists()
+    assert f"removed {dead}" in caplog.text
+
+
+def torch_iteration(path: Path) -> int:
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)["iteration"]

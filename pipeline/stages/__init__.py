@@ -28,6 +28,8 @@ class Stage:
     # Config keys that change only speed or logging, not the stage's outputs: changing them
     # does not make a finished stage stale.
     speed_keys: tuple[str, ...] = ()
+    # Computes on run.device (checked before the stage starts).
+    uses_device: bool = True
 
 
 def _manifests(ctx: RunContext, *splits: str) -> list[Path]:
@@ -46,6 +48,7 @@ STAGES: tuple[Stage, ...] = (
         inputs=prepare.input_paths,
         outputs=lambda ctx: _all_manifests(ctx) + [ctx.data_dir / "summary.json"],
         run=prepare.run,
+        uses_device=False,
     ),
     Stage(
         name="train_translator",

@@ -17,7 +17,8 @@ logger = logging.getLogger(__name__)
 
 
 def run(ctx: RunContext) -> dict:
-    from mguit.trainer import Trainer  # torch is imported only when a stage needs it
+    from mguit.trainer import CheckpointError, Trainer  # torch only when a stage needs it
+    from pipeline.context import StageError
 
     cfg = ctx.config
     out_dir = ctx.run_dir / "translator"
@@ -27,6 +28,9 @@ def run(ctx: RunContext) -> dict:
                 "images); TensorBoard: tensorboard --logdir %s", trainer.total_iterations,
                 trainer.device, cfg.translator.train.batch_size, len(trainer.dataset.source),
                 len(trainer.dataset.target), out_dir / "tensorboard")
-    losses = trainer.train()
+    try:
+        losses = trainer.train()
+    except CheckpointError as exc:
+        raise StageError(f"train_translator: {exc}") from None
     return {"iterations": trainer.iteration,
             "final_losses": {k: round(v, 5) for k, v in losses.items()}}

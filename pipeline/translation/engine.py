@@ -113,8 +113,11 @@ def translate_dataset(
     shard, distributed = _resolve_shard(shard)
     if distributed:
         progress = progress and shard.index == 0
+    try:
+        dev = resolve_device(device)
+    except RuntimeError as exc:
+        raise TranslationError(f"--device: {exc}") from None
     sources = read_sources(input_path)
-    dev = resolve_device(device)
     if distributed and dev.type == "cuda":
         dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(dev)
