@@ -13,6 +13,7 @@ import sys
 from pipeline import __version__, ablation, synthetic
 from pipeline.config import ConfigError, MetricsConfig, TranslateConfig, load_config
 from pipeline.formats.common import DatasetError
+from pipeline.lock import LockError
 from pipeline.logs import add_run_log, setup_logging
 from pipeline.runner import Runner, StageError
 from pipeline.stages import STAGE_NAMES, STAGES
@@ -280,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         logger.error("config error: %s", exc)
         return 2
-    except (DatasetError, StageError, TranslationError) as exc:
+    except (DatasetError, StageError, TranslationError, LockError) as exc:
         logger.error("%s", exc)
         return 1
     except KeyboardInterrupt:

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,6 +27,7 @@ from pathlib import Path
 from pipeline.config import Config, dump_config
 from pipeline.context import RunContext, StageError
 from pipeline.formats.common import atomic_write_text
+from pipeline.lock import exclusive
 from pipeline.schema import suggest, to_plain
 from pipeline.stages import STAGE_NAMES, STAGES, Stage
 
@@ -148,9 +150,17 @@ class Runner:
         return list(STAGES[first:last + 1])
 
     def run(self, stages: list[Stage], force: bool = False) -> dict[str, dict]:
-        """Run ``stages`` in order, skipping those that are done (unless ``force``)."""
+        """Run ``stages`` in order, skipping those that are done (unless ``force``).
+
+        Rank 0 holds the run directory's lock meanwhile: a second process on the same run is
+        refused (:class:`pipeline.lock.LockError`), naming the first.
+        """
+        self.ctx.run_dir.mkdir(parents=True, exist_ok=True)
+        with exclusive(self.ctx.run_dir) if self.is_main else nullcontext():
+            return self._run(stages, force)
+
+    def _run(self, stages: list[Stage], force: bool) -> dict[str, dict]:
         run_dir = self.ctx.run_dir
-        run_dir.mkdir(parents=True, exist_ok=True)
         if self.is_main:
             atomic_write_text(run_dir / "config.resolved.yaml", dump_config(self.ctx.config))
         results = {}

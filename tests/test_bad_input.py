@@ -226,3 +226,53 @@ def torch_iteration(path: Path) -> int:
     import torch
 
     return torch.load(path, map_location="cpu", weights_only=True)["iteration"]
+
+
+# -- D10, D13: concurrency and the user's files ------------------------------------------------
+
+
+def test_second_process_on_a_run_directory_is_refused_naming_the_first(tmp_path, tiny_data,
+                                                                       caplog):
+    import socket
+
+    from pipeline.lock import LOCK_NAME, exclusive
+
+    config = write_config(tmp_path, tiny_data)
+    run_dir = tmp_path / "runs" / "t"
+    with exclusive(run_dir):
+        assert main(["run", str(config), "--only", "prepare"]) == 1
+    assert f"in use by pid {os.getpid()} on {socket.gethostname()}" in caplog.text
+    assert not (run_dir / "data").exists()
+    (run_dir / LOCK_NAME).write_text("pid 1 on a machine that crashed")   # left by a kill
+    assert main(["run", str(config), "--only", "prepare"]) == 0
+    assert not (run_dir / LOCK_NAME).exists()
+
+
+def test_overwrite_deletes_only_the_translations_own_files(trained, caplog):
+    from pipeline.lock import exclusive
+
+    config, checkpoints = trained
+    source = config.parent / "runs" / "t" / "data" / "source_train.json"
+    out = config.parent / "out"
+    translate = ["translate", "--checkpoint", str(checkpoints / "last.pt"), "--input",
+                 str(source), "--output", str(out)]
+    assert main(translate) == 0
+    own = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    mine = [out / "image_2" / "my_notes.png", out / "label_2" / "sub" / "keep.txt"]
+    for path in mine:
+        path.parent.mkdir(exist_ok=True)
+        path.write_text("the user's")
+    assert main([*translate, "--seed", "1", "--overwrite"]) == 1
+    assert "--overwrite deletes only the files this translation wrote, and 2 others" \
+        in caplog.text
+    assert str(mine[0]) in caplog.text
+    assert all(p.read_text() == "the user's" for p in mine)
+    assert sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file()
+                  and p not in mine) == own, "nothing deleted"
+    for path in mine:
+        path.unlink()
+    with exclusive(out, name=".pipeline.lock"):
+        assert main([*translate, "--seed", "1", "--overwrite"]) == 1
+    assert "this translation output (shard 0/1) is in use by pid" in caplog.text
+    assert main([*translate, "--seed", "1", "--overwrite"]) == 0
+    assert sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file()) == own

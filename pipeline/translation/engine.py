@@ -32,10 +32,12 @@ from mguit.distributed import distributed_context, resolve_device
 from pipeline.config import TranslateConfig
 from pipeline.formats import kitti
 from pipeline.formats.common import DatasetError
+from pipeline.lock import LOCK_NAME, exclusive
 from pipeline.translation.errors import TranslationError
 from pipeline.translation.plan import Shard, plan_batches, style_seed
 from pipeline.translation.records import (ANNOTATIONS, SETTINGS_VERSION, EntryLog, OutputId,
-                                          done_candidates, entry_is_valid, prepare_output_dir,
+                                          check_output_dir, done_candidates, entry_is_valid,
+                                          prepare_output_dir,
                                           read_settings, sha256_file, shard_log_name,
                                           skipped_entries, write_final)
 from pipeline.translation.sources import (SourceImage, SourceSet, label_bytes, output_names,
@@ -123,28 +125,31 @@ def translate_dataset(
         torch.cuda.set_device(dev)
     model = _load_model(Path(checkpoint), dev, expected, options.channels_last)
     settings = make_settings(sources, sha256_file(Path(checkpoint)), options)
-    _on_rank_zero(distributed, lambda: prepare_output_dir(out_dir, settings, overwrite))
+    check_output_dir(out_dir)
+    lock = LOCK_NAME if shard.whole else f"{LOCK_NAME}.shard-{shard.index}-of-{shard.count}"
+    with exclusive(out_dir, f"translation output (shard {shard})", lock):
+        _on_rank_zero(distributed, lambda: prepare_output_dir(out_dir, settings, overwrite))
 
-    images, k = sources.images, options.num_samples
-    batches = list(shard.take(plan_batches([(im.height, im.width) for im in images],
-                                           options.batch_size)))
-    mine = [images[i] for batch in batches for i in batch]
-    final = verify_outputs(out_dir, mine, k, done_candidates(out_dir), options.writers)
-    todo = [b for b in batches if any((images[i].key, s) not in final
-                                      for i in b for s in range(k))]
-    summary = TranslationSummary(out_dir, str(shard), len(images), reused=len(final))
-    logger.info("translate %s -> %s: %d images%s, %d to translate in %d batches, %d outputs "
-                "reused; %s on %s", sources.input, out_dir, len(images),
-                "" if shard.whole else f" (shard {shard}: {len(mine)})",
-                sum(len(b) for b in todo), len(todo), len(final), Path(checkpoint).name, dev)
-    if todo:
-        (out_dir / ANNOTATIONS).unlink(missing_ok=True)
-        (out_dir / kitti.IMAGE_DIR).mkdir(exist_ok=True)
-        (out_dir / kitti.LABEL_DIR).mkdir(exist_ok=True)
-        with EntryLog(out_dir / shard_log_name(shard)) as log:
-            _Loop(model, dev, images, out_dir, options, log, final, summary, progress).run(todo)
-    summary.complete = _finish(out_dir, sources, settings, shard, distributed, final,
-                               options.writers)
+        images, k = sources.images, options.num_samples
+        batches = list(shard.take(plan_batches([(im.height, im.width) for im in images],
+                                               options.batch_size)))
+        mine = [images[i] for batch in batches for i in batch]
+        final = verify_outputs(out_dir, mine, k, done_candidates(out_dir), options.writers)
+        todo = [b for b in batches if any((images[i].key, s) not in final
+                                          for i in b for s in range(k))]
+        summary = TranslationSummary(out_dir, str(shard), len(images), reused=len(final))
+        logger.info("translate %s -> %s: %d images%s, %d to translate in %d batches, %d outputs "
+                    "reused; %s on %s", sources.input, out_dir, len(images),
+                    "" if shard.whole else f" (shard {shard}: {len(mine)})",
+                    sum(len(b) for b in todo), len(todo), len(final), Path(checkpoint).name, dev)
+        if todo:
+            (out_dir / ANNOTATIONS).unlink(missing_ok=True)
+            (out_dir / kitti.IMAGE_DIR).mkdir(exist_ok=True)
+            (out_dir / kitti.LABEL_DIR).mkdir(exist_ok=True)
+            with EntryLog(out_dir / shard_log_name(shard)) as log:
+                _Loop(model, dev, images, out_dir, options, log, final, summary, progress).run(todo)
+        summary.complete = _finish(out_dir, sources, settings, shard, distributed, final,
+                                   options.writers)
     summary.seconds = time.monotonic() - started
     logger.info("translated %d images (%d files) in %.1f s, %.2f images/s; %d outputs reused, "
                 "%d images skipped%s", summary.translated, summary.outputs, summary.seconds,

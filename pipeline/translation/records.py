@@ -23,12 +23,12 @@ import json
 import logging
 import os
 import re
-import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from pipeline.formats import coco, kitti
 from pipeline.formats.common import ImageRecord, atomic_write_text
+from pipeline.lock import LOCK_NAME
 from pipeline.translation.errors import TranslationError
 from pipeline.translation.plan import Shard
 from pipeline.translation.sources import SourceSet
@@ -62,7 +62,8 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 def _is_own(name: str) -> bool:
     return (name in (SETTINGS, MANIFEST, ANNOTATIONS, kitti.IMAGE_DIR, kitti.LABEL_DIR)
-            or bool(_SHARD_LOG.fullmatch(name)) or bool(_TEMP.fullmatch(name)))
+            or bool(_SHARD_LOG.fullmatch(name)) or bool(_TEMP.fullmatch(name))
+            or name.startswith(LOCK_NAME))
 
 
 def read_settings(out_dir: Path) -> dict | None:
@@ -76,20 +77,29 @@ def read_settings(out_dir: Path) -> dict | None:
     return data if isinstance(data, dict) else {}
 
 
-def prepare_output_dir(out_dir: Path, settings: dict, overwrite: bool) -> None:
-    """Make ``out_dir`` ready for a run with ``settings``: keep it (same settings: resume),
-    clear translate's files from it (other settings and ``overwrite``), or refuse."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+def check_output_dir(out_dir: Path) -> None:
+    """Refuse an ``out_dir`` that holds files ``translate`` did not write (a missing or empty
+    folder is fine)."""
+    if not out_dir.is_dir():
+        return
     # Temporary files may be another shard writing translate.json right now.
-    entries = sorted(p.name for p in out_dir.iterdir() if not _TEMP.fullmatch(p.name))
+    entries = sorted(p.name for p in out_dir.iterdir()
+                     if not _TEMP.fullmatch(p.name) and not p.name.startswith(LOCK_NAME))
     foreign = [name for name in entries if not _is_own(name)]
-    stored = read_settings(out_dir)
-    if foreign or (stored is None and entries):
+    if foreign or (read_settings(out_dir) is None and entries):
         names = foreign or entries
         raise TranslationError(
             f"{out_dir}: the output folder holds files that pipeline translate did not write "
             f"({', '.join(names[:3])}{', ...' if len(names) > 3 else ''}); choose an empty or "
             "new folder (these are never deleted, not even with --overwrite)")
+
+
+def prepare_output_dir(out_dir: Path, settings: dict, overwrite: bool) -> None:
+    """Make ``out_dir`` ready for a run with ``settings``: keep it (same settings: resume),
+    clear translate's files from it (other settings and ``overwrite``), or refuse."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    check_output_dir(out_dir)
+    stored = read_settings(out_dir)
     if stored is not None and stored != settings:
         changed = [f"{k}: {stored.get(k)!r} -> {settings.get(k)!r}"
                    for k in sorted(settings.keys() | stored.keys())
@@ -108,13 +118,37 @@ def prepare_output_dir(out_dir: Path, settings: dict, overwrite: bool) -> None:
 
 
 def clear_output_dir(out_dir: Path) -> None:
-    """Delete what translate writes in ``out_dir``, and nothing else."""
-    for path in out_dir.iterdir():
-        if not _is_own(path.name):
+    """Delete what translate wrote in ``out_dir``: the files its logs list, its temporaries and
+    bookkeeping files, and nothing else. Anything else inside its image and label folders makes
+    it refuse, naming the files, before deleting anything."""
+    own_dirs = [out_dir / kitti.IMAGE_DIR, out_dir / kitti.LABEL_DIR]
+    listed = set()
+    for log in log_paths(out_dir):
+        for entry in read_log(log):
+            for key in ("image", "label"):
+                path = (out_dir / str(entry.get(key, ""))).resolve()
+                # A log is data: never follow one out of the folder's own subfolders.
+                if any(path.parent == d.resolve() for d in own_dirs):
+                    listed.add(path)
+    foreign = [p for d in own_dirs if d.is_dir() for p in sorted(d.rglob("*"))
+               if not p.is_dir() and p.resolve() not in listed and not _TEMP.fullmatch(p.name)]
+    if foreign:
+        names = ", ".join(str(p) for p in foreign[:3])
+        raise TranslationError(
+            f"{out_dir}: --overwrite deletes only the files this translation wrote, and "
+            f"{len(foreign)} others are inside ({names}{', ...' if len(foreign) > 3 else ''}); "
+            "move them out or choose another output folder")
+    for d in own_dirs:
+        if not d.is_dir():
             continue
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
+        for path in d.rglob("*"):
+            if not path.is_dir():
+                path.unlink()
+        for sub in sorted((p for p in d.rglob("*") if p.is_dir()), reverse=True):
+            sub.rmdir()
+        d.rmdir()
+    for path in out_dir.iterdir():
+        if _is_own(path.name) and not path.name.startswith(LOCK_NAME) and path.is_file():
             path.unlink()
 
 
