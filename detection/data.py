@@ -23,6 +23,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
 from detection.errors import DetectionError
+from detection.images import to_rgb
 from detection.manifest import Manifest, load_manifest
 
 Item = tuple[Tensor, dict[str, Tensor | int]]
@@ -68,7 +69,7 @@ class ManifestDataset(Dataset):
         path, image_id, boxes, labels = self.entries[index]
         try:
             with Image.open(path) as im:
-                array = np.array(im.convert("RGB"))
+                array = np.array(to_rgb(im))
         except (OSError, ValueError) as exc:
             raise DetectionError(f"{path}: cannot read the image ({exc})") from None
         image = torch.from_numpy(array).permute(2, 0, 1).float().div_(255)

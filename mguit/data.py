@@ -337,7 +337,7 @@ class UnpairedBoxDataset(Dataset):
             # JPEG only: decode at a reduced DCT scale that is still >= the resized size.
             image.draft("RGB", (width, height))
             if image.mode != "RGB":
-                image = image.convert("RGB")
+                image = _to_rgb(image)
             # Resampling only the crop window gives the pixels of resize-then-crop (Pillow keeps
             # the full-image filter scale and clamps at the image border, not the window's)
             # at a fraction of the cost.
@@ -413,3 +413,15 @@ class IterationSampler(Sampler[list[int]]):
         if self.end_iteration is None:
             raise TypeError("an IterationSampler without end_iteration has no length")
         return self.end_iteration - self.start_iteration
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB; 16-bit greyscale (modes I, I;16...) scaled to 8 bits, not clipped to white.
+
+    The rule of ``detection.images.to_rgb``, which mguit may not import (DESIGN.md section 2).
+    """
+    if image.mode.startswith("I"):
+        grey = np.clip(np.rint(np.asarray(image, dtype=np.float64) / 257.0), 0, 255)
+        return Image.fromarray(grey.astype(np.uint8), "L").convert("RGB")
+    return image.convert("RGB")
+

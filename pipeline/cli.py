@@ -1,14 +1,17 @@
 """The ``pipeline`` command: a thin layer of argument parsing over library functions.
 
-Exit codes: 0 success, 1 bad data or a stage that cannot run, 2 bad config or usage,
-130 interrupted.
+Exit codes: 0 success, 1 bad data, a stage that cannot run or a file system failure, 2 bad
+config or usage, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import signal
 import sys
+import threading
 
 from pipeline import __version__, ablation, synthetic
 from pipeline.config import ConfigError, MetricsConfig, TranslateConfig, load_config
@@ -257,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     if extra:
         args.overrides = [*args.overrides, *extra]
     setup_logging(logging.DEBUG if args.verbose else logging.INFO)
+    previous = _stop_on_sigterm()
     try:
         if args.command == "synth":
             return synthetic.run_from_args(args)
@@ -284,9 +288,48 @@ def main(argv: list[str] | None = None) -> int:
     except (DatasetError, StageError, TranslationError, LockError) as exc:
         logger.error("%s", exc)
         return 1
+    except Terminated:
+        logger.error("terminated (SIGTERM); rerun the same command to resume")
+        return 143
     except KeyboardInterrupt:
         logger.error("interrupted; rerun the same command to resume")
         return 130
+    except OSError as exc:
+        logger.error("%s", _os_error_message(exc))
+        return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's stop, ``kill``): unwinds like Ctrl-C, so that what a stage holds
+    (lock, open logs, temporary files) is released and the run can resume."""
+
+
+def _stop_on_sigterm():
+    """Make SIGTERM raise :class:`Terminated`; returns the handler to restore (None when not
+    on the main thread, where signals cannot be handled)."""
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def _os_error_message(exc: OSError) -> str:
+    """One line for a failure of the file system: the path, what happened, what to do."""
+    where = exc.filename or "a file"
+    what = exc.strerror or str(exc)
+    if exc.errno == errno.ENOSPC:
+        advice = ("free space on that disk (or point run.dir / --output elsewhere), then rerun "
+                  "the same command to resume")
+    elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        advice = "write somewhere this user may write (run.dir, --output, --out)"
+    else:
+        advice = "check the path, then rerun the same command to resume"
+    return f"{where}: {what}; {advice}"
 
 
 def _translate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:

@@ -276,3 +276,127 @@ def test_overwrite_deletes_only_the_translations_own_files(trained, caplog):
     assert "this translation output (shard 0/1) is in use by pid" in caplog.text
     assert main([*translate, "--seed", "1", "--overwrite"]) == 0
     assert sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file()) == own
+
+
+# -- D9, D11, D12: signals and the file system --------------------------------------------------
+
+
+def test_sigterm_stops_training_like_ctrl_c_with_a_message(tmp_path, tiny_data):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    config = write_config(tmp_path, tiny_data, extra=TINY_TRANSLATOR.replace(
+        "iterations: 4", "iterations: 100000"))
+    assert main(["run", str(config), "--only", "prepare"]) == 0
+    last = tmp_path / "runs" / "t" / "translator" / "checkpoints" / "last.pt"
+    process = subprocess.Popen([sys.executable, "-m", "pipeline", "run", str(config), "--only",
+                                "train_translator"], cwd=tmp_path, stderr=subprocess.PIPE,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 120
+    while not last.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143
+    assert "terminated (SIGTERM); rerun the same command to resume" in run_log(tmp_path)
+    assert b"Traceback" not in err
+    assert not (tmp_path / "runs" / "t" / ".pipeline.lock").exists()
+
+
+@pytest.mark.parametrize("code, advice", [
+    (28, "free space on that disk (or point run.dir / --output elsewhere), then rerun"),
+    (30, "write somewhere this user may write"),
+])
+def test_disk_full_or_read_only_is_one_line_naming_the_file(tmp_path, tiny_data, caplog,
+                                                           monkeypatch, code, advice):
+    import errno
+
+    from pipeline.formats import coco
+
+    target = tmp_path / "runs" / "t" / "data" / "source_train.json"
+
+    def fail(*args, **kwargs):
+        raise OSError(code, os.strerror(code), str(target))
+
+    monkeypatch.setattr(coco, "write_manifest", fail)
+    assert errno.ENOSPC == 28 and errno.EROFS == 30
+    assert main(["run", str(write_config(tmp_path, tiny_data)), "--only", "prepare"]) == 1
+    assert f"{target}: {os.strerror(code)}; {advice}" in caplog.text
+    assert "Traceback" not in caplog.text
+
+
+# -- D2: every image mode a PNG or JPEG decodes to -----------------------------------------------
+
+
+GREY = 200     # 8-bit grey level of the test images
+
+
+def write_image(path: Path, mode: str) -> Path:
+    """A 6 x 4 image of grey level GREY (or its 16-bit equivalent) saved in ``mode``."""
+    import numpy as np
+    from PIL import Image
+
+    if mode == "I;16":
+        image = Image.fromarray(np.full((4, 6), GREY * 257, np.uint16))
+    else:
+        image = Image.new("RGB", (6, 4), (GREY, GREY, GREY)).convert(mode)
+    image.save(path)
+    return path
+
+
+PNG_MODES = ["1", "L", "LA", "P", "RGB", "RGBA", "I;16"]
+JPEG_MODES = ["L", "RGB", "CMYK"]
+
+
+@pytest.mark.parametrize("suffix, mode", [*((".png", m) for m in PNG_MODES),
+                                          *((".jpg", m) for m in JPEG_MODES)])
+def test_every_reader_decodes_every_mode_to_the_right_8_bit_rgb(tmp_path, suffix, mode):
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from detection.images import to_rgb
+    from mguit.data import _to_rgb
+    from pipeline.metrics.images import ImageItem, load_image
+    from pipeline.translation.sources import SourceImage
+    from pipeline.translation.workers import DecodeDataset
+
+    path = write_image(tmp_path / f"image{suffix}", mode)
+    with Image.open(path) as image:
+        decoded_mode = image.mode
+        expected = np.array(to_rgb(image))
+        assert np.array_equal(np.array(_to_rgb(image)), expected)
+    assert expected.shape == (4, 6, 3)
+    if mode == "1":     # dithered to black and white when saved
+        assert set(np.unique(expected)) == {0, 255}
+    else:
+        assert abs(float(expected.mean()) - GREY) <= 6, decoded_mode   # palette, JPEG: near
+    assert np.array_equal(load_image(ImageItem(path, 6, 4)), expected)
+    item = DecodeDataset([SourceImage("k", path, 6, 4, (), None)])[0]
+    assert item["error"] is None and torch.equal(item["pixels"], torch.from_numpy(expected))
+
+
+def test_32_bit_integer_greyscale_of_16_bit_values_is_scaled_too():
+    import numpy as np
+    from PIL import Image
+
+    from detection.images import to_rgb
+    from mguit.data import _to_rgb
+
+    image = Image.fromarray(np.full((4, 6), GREY * 257, np.int32), "I")   # Pillow's other form
+    assert np.array_equal(np.array(to_rgb(image)), np.full((4, 6, 3), GREY, np.uint8))
+    assert np.array_equal(np.array(_to_rgb(image)), np.full((4, 6, 3), GREY, np.uint8))
+
+
+def test_a_float_image_is_refused_by_name(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from pipeline.metrics.images import ImageItem, load_image
+
+    path = tmp_path / "float.tiff"
+    Image.fromarray(np.full((4, 6), 0.5, np.float32)).save(path)
+    with pytest.raises(DatasetError, match=r"float\.tiff: .*32-bit float image \(PIL mode F\)"):
+        load_image(ImageItem(path, 6, 4))

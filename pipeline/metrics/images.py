@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from detection.images import to_rgb
 from pipeline.formats import coco
 from pipeline.formats.common import IMAGE_SUFFIXES, Box, DatasetError, read_image_size
 
@@ -111,7 +112,7 @@ def load_image(item: ImageItem) -> np.ndarray:
     """``(H, W, 3)`` uint8 RGB; :class:`DatasetError` if unreadable or not of the listed size."""
     try:
         with Image.open(item.path) as image:
-            pixels = np.array(image.convert("RGB"))   # a writable copy, as torch wants
+            pixels = np.array(to_rgb(image))   # a writable copy, as torch wants
     except FileNotFoundError:
         raise DatasetError(item.path, "image does not exist") from None
     except (OSError, SyntaxError, ValueError) as exc:   # PIL's errors for corrupt files

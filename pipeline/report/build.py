@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
+from detection.images import to_rgb
 from pipeline import __version__
 from pipeline.config import dump_config
 from pipeline.formats.coco import read_manifest
@@ -198,7 +199,7 @@ def _loss_figures(ctx: RunContext, files: RunFiles,
 
 def _open(path: str | Path) -> Image.Image:
     with Image.open(path) as image:
-        return image.convert("RGB")
+        return to_rgb(image)
 
 
 def _grid(ctx: RunContext, files: RunFiles, out: Path,

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageDraw
 
+from detection.images import to_rgb
 from pipeline.report.figures import PALETTE
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ def class_colour(classes: Sequence[str], name: str) -> str:
 
 def thumbnail(image: Image.Image, height: int) -> Image.Image:
     width = max(1, round(image.width * height / image.height))
-    return image.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
+    return to_rgb(image).resize((width, height), Image.Resampling.LANCZOS)
 
 
 def with_boxes(image: Image.Image, boxes: Iterable[Box], classes: Sequence[str],
@@ -106,7 +107,7 @@ def generate_styles(checkpoint: Path, device: str | torch.device, direction: str
     styles = {}
     with torch.inference_mode(), torch.autocast(on.type, dtype=dtype, enabled=dtype is not None):
         for keys in batches:
-            pixels = torch.from_numpy(np.stack([np.asarray(images[k].convert("RGB"))
+            pixels = torch.from_numpy(np.stack([np.asarray(to_rgb(images[k]))
                                                 for k in keys]))
             x = pixels.permute(0, 3, 1, 2).float().div(127.5).sub(1)
             out = model.translate(x.to(on), direction, num_samples=samples + 1,
