@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,8 +42,14 @@ class RunConfig:
     device: str = "auto"
     seed: int = 0
     workers: int = 2
+    # PyTorch's threads per process. null: OMP_NUM_THREADS if set, else PyTorch's default (the
+    # physical cores) divided among the torchrun processes of the machine. Lower it when other
+    # heavy jobs share the cores: threads that wait on each other run many times slower.
+    threads: Optional[int] = None
 
     def validate(self) -> None:
+        if self.threads is not None and self.threads < 1:
+            raise ValueError("run.threads must be >= 1 (or null)")
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.name):
             raise ValueError(f"run.name {short_repr(self.name)} must be a plain folder name "
                              "(letters, digits, '.', '_', '-')")
@@ -51,6 +58,14 @@ class RunConfig:
                              "or cuda:N")
         if self.workers < 0:
             raise ValueError("run.workers must be >= 0")
+
+    def thread_count(self, default: int) -> int:
+        """The threads ``run.threads`` means for this process, given PyTorch's ``default``."""
+        if self.threads is not None:
+            return self.threads
+        if os.environ.get("OMP_NUM_THREADS", "").isdigit():
+            return max(1, int(os.environ["OMP_NUM_THREADS"]))
+        return max(1, default // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
 
     @property
     def path(self) -> Path:

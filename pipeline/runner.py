@@ -80,6 +80,7 @@ class Runner:
         self.state_path = self.ctx.run_dir / "state.json"
         # Under torchrun every rank runs the stages; only rank 0 writes the run's bookkeeping.
         self.is_main = int(os.environ.get("RANK", "0")) == 0
+        self._default_threads: int | None = None
 
     def load_state(self) -> dict:
         if not self.state_path.exists():
@@ -173,6 +174,7 @@ class Runner:
             self._check_inputs(stage)
             if stage.uses_device:
                 self._check_device()
+                self._set_threads()
             logger.info("stage %s: running (%s)", stage.name,
                         "forced" if st.state == "done" else st.reason)
             started = time.monotonic()
@@ -207,6 +209,16 @@ class Runner:
             resolve_device(self.ctx.config.run.device)
         except RuntimeError as exc:
             raise StageError(f"run.device: {exc}; set run.device=auto or one of those") from None
+
+    def _set_threads(self) -> None:
+        import torch
+
+        if self._default_threads is None:
+            self._default_threads = torch.get_num_threads()
+        threads = self.ctx.config.run.thread_count(self._default_threads)
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+            logger.info("PyTorch uses %d threads (run.threads)", threads)
 
     def _check_inputs(self, stage: Stage) -> None:
         """Inputs made by an earlier stage must exist; say which stage makes them."""

@@ -400,3 +400,62 @@ def test_a_float_image_is_refused_by_name(tmp_path):
     Image.fromarray(np.full((4, 6), 0.5, np.float32)).save(path)
     with pytest.raises(DatasetError, match=r"float\.tiff: .*32-bit float image \(PIL mode F\)"):
         load_image(ImageItem(path, 6, 4))
+
+
+# -- D15: Cityscapes polygons --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("vertices", [[[94, 61]], [[94, 61], [96, 70]]])
+def test_polygon_of_one_or_two_points_is_a_bad_box(tmp_path, make_png, vertices):
+    import json
+
+    from pipeline.formats.cityscapes import read_cityscapes
+    from pipeline.formats.common import BadInputLog
+
+    root = tmp_path / "cityscapes"
+    frame = "aachen_000000_000019"
+    make_png(root / "leftImg8bit" / "val" / "aachen" / f"{frame}_leftImg8bit.png", 128, 96)
+    polygons = root / "gtFine" / "val" / "aachen" / f"{frame}_gtFine_polygons.json"
+    polygons.parent.mkdir(parents=True)
+    polygons.write_text(json.dumps({"imgWidth": 128, "imgHeight": 96, "objects": [
+        {"label": "car", "polygon": vertices},
+        {"label": "car", "polygon": [[-5, 10], [30, 10], [30, 40]]}]}))
+    with pytest.raises(DatasetError, match=rf"object 0 \(car\): polygon has {len(vertices)} "
+                                           r"vertices: an object outline needs at least 3"):
+        list(read_cityscapes(root, "val", class_map={"car": "car"}, on_bad_box="error",
+                                log=BadInputLog()))
+    log = BadInputLog()
+    [record] = read_cityscapes(root, "val", class_map={"car": "car"}, on_bad_box="clip",
+                               log=log)
+    assert [(b.x0, b.y0, b.x1, b.y1) for b in record.boxes] == [(0, 10, 31, 41)]
+    assert log.to_dict() == {"degenerate polygon dropped": 1, "polygon clipped to the image": 1}
+
+
+# -- run.threads ---------------------------------------------------------------------------------
+
+
+def test_run_threads_sets_pytorch_threads_for_computing_stages(monkeypatch):
+    from pipeline.config import RunConfig
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert RunConfig(threads=3).thread_count(default=8) == 3
+    assert RunConfig().thread_count(default=8) == 8
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert RunConfig().thread_count(default=8) == 2, "shared among torchrun's processes"
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert RunConfig().thread_count(default=8) == 1
+
+
+def test_run_threads_reaches_pytorch(trained, caplog):
+    import torch
+
+    config, _ = trained
+    before = torch.get_num_threads()
+    try:
+        assert main(["run", str(config), "--only", "train_translator", "--force",
+                     "run.threads=1"]) == 0
+        assert torch.get_num_threads() == 1
+        assert "PyTorch uses 1 threads (run.threads)" in caplog.text or before == 1
+    finally:
+        torch.set_num_threads(before)

@@ -145,7 +145,8 @@ def test_records(cityscapes):
     # cargroup: a crowd, never a box; road: unknown, ignored; rider: mapped to None;
     # the truck is deleted.
     assert first.boxes == [Box(10, 5, 21, 16, "car"), Box(0, 2, 5, 32, "person")]
-    assert log.counts == {"unmapped label ignored (road)": 1}
+    # The person's polygon runs past the left and bottom borders: clipped, and counted.
+    assert log.counts == {"unmapped label ignored (road)": 1, "polygon clipped to the image": 1}
     assert second.boxes == []
 
 
@@ -163,7 +164,7 @@ def test_unknown_label_can_be_an_error(cityscapes):
 
 
 def test_polygon_outside_the_image(cityscapes):
-    outside = {"label": "car", "polygon": [[70, 1], [80, 5]]}
+    outside = {"label": "car", "polygon": [[70, 1], [80, 5], [75, 9]]}
     write_polygons(cityscapes, "bochum", "bochum_000000_000313", polygons([outside]))
     log = BadInputLog()
     assert read(cityscapes, log=log)[1].boxes == []

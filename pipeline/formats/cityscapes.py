@@ -14,8 +14,9 @@ never boxes, whatever the class map says. Objects flagged ``"deleted"`` by the a
 are skipped, as Cityscapes' own scripts do.
 
 Annotators place vertices on or past the image border on purpose, so polygons are always
-clipped to the image; ``on_bad_box`` applies to what is left: a polygon with nothing inside
-the image, or a box smaller than ``min_box_size``.
+clipped to the image (and counted in the summary, without a warning); ``on_bad_box`` applies to
+what is left: a polygon of fewer than three vertices, one with nothing inside the image, or a
+box smaller than ``min_box_size``.
 """
 
 from __future__ import annotations
@@ -65,6 +66,11 @@ def polygon_to_box(
     if x1 <= x0 or y1 <= y0:
         return None
     return x0, y0, x1, y1
+
+
+def _crosses_border(polygon: Sequence[Sequence[float]], width: int, height: int) -> bool:
+    """Whether a vertex names a pixel outside the image (``x`` outside ``[0, width)``...)."""
+    return any(not (0 <= x < width and 0 <= y < height) for x, y, *_ in polygon)
 
 
 def _clamp(value: float, upper: int) -> float:
@@ -186,7 +192,19 @@ def _records(
             category = map_label(label, class_map, on_unknown_label, where, log)
             if category is None:
                 continue
+            if 0 < len(polygon) < 3:
+                problem = (f"polygon has {len(polygon)} vertices: an object outline needs at "
+                           "least 3")
+                if on_bad_box == "error":
+                    raise DatasetError(
+                        where, problem + "; fix it or set data.on_bad_box to clip or drop")
+                log.add("degenerate polygon dropped", where, problem)
+                continue
             coords = polygon_to_box(polygon, width, height)
+            if coords is not None and _crosses_border(polygon, width, height):
+                # Annotators draw past the border on purpose: counted, not warned about.
+                log.add("polygon clipped to the image", where,
+                        f"vertices outside the image {width}x{height}", warn=False)
             if coords is None:
                 problem = f"polygon is empty or lies outside the image {width}x{height}"
                 if on_bad_box == "error":
