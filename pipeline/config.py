@@ -125,8 +125,8 @@ class DataConfig:
             for raw, mapped in domain.class_map.items():
                 if mapped is not None and mapped not in self.classes:
                     raise ValueError(
-                        f"{side}.class_map maps {short_repr(raw)} to {short_repr(mapped)}, which is not in classes "
-                        f"{self.classes}" + suggest(mapped, self.classes)
+                        f"{side}.class_map maps {short_repr(raw)} to {short_repr(mapped)}, "
+                        f"which is not in classes {self.classes}" + suggest(mapped, self.classes)
                     )
         if self.min_box_size < 0:
             raise ValueError("min_box_size must be >= 0")
@@ -304,7 +304,8 @@ PATH_FIELDS = ("data.source.root", "data.source.val_list", "data.source.train_an
 def parse_override(text: str) -> tuple[str, object]:
     """Split ``a.b.c=value``; the value is parsed as YAML (``2000`` -> int, ``[0.5, 0.9]`` -> list)."""
     if "=" not in text:
-        raise ConfigError(f"override {short_repr(text)} must look like key=value (e.g. run.name=quick)")
+        raise ConfigError(f"override {short_repr(text)} must look like key=value "
+                          "(e.g. run.name=quick)")
     key, raw = text.split("=", 1)
     key = key.strip()
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*", key):

@@ -190,7 +190,8 @@ def convert(tp: Any, value: Any, origin: Origin, key: str) -> Any:
             except ConfigError as exc:
                 errors.append(str(exc))
         raise ConfigError(errors[0] if len(errors) == 1 else
-                          f"{origin.where(key)}: {short_repr(value)} is not a valid {_type_name(tp)}")
+                          f"{origin.where(key)}: {short_repr(value)} is not a valid "
+                          f"{_type_name(tp)}")
     if origin_tp is Literal:
         if value in args:
             return value
@@ -206,7 +207,8 @@ def convert(tp: Any, value: Any, origin: Origin, key: str) -> Any:
         if origin_tp is tuple and not (len(args) == 2 and args[1] is Ellipsis):
             if len(value) != len(args):
                 raise ConfigError(
-                    f"{origin.where(key)}: expected a list of {len(args)} values, got {short_repr(value)}"
+                    f"{origin.where(key)}: expected a list of {len(args)} values, "
+                    f"got {short_repr(value)}"
                 )
             return tuple(convert(a, v, origin, f"{key}[{i}]") for i, (a, v) in
                          enumerate(zip(args, value)))

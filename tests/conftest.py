@@ -30,6 +30,17 @@ def make_png():
 
 
 @pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """Synthetic data in the KITTI (source) and Cityscapes (target) layouts: 10 source images
+    (8 train, 2 val), 6 target train, 4 target val, 96 x 48. Tests must not modify it."""
+    from pipeline import synthetic
+
+    out = tmp_path_factory.mktemp("synthetic")
+    return synthetic.generate(out, seed=3, width=96, height=48, num_source=10,
+                              num_target_train=6, num_target_val=4, progress=False)
+
+
+@pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> tuple[Path, Path]:
     """``(config_path, run_dir)`` of a tiny run finished through ``evaluate`` (small random
     networks, see ``tests/tiny_run.py``). Shared by the session: tests must not modify it;

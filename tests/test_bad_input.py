@@ -21,13 +21,6 @@ from pipeline.formats.common import DatasetError
 from tiny_run import data_section
 
 
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> synthetic.SyntheticDataset:
-    out = tmp_path_factory.mktemp("synthetic")
-    return synthetic.generate(out, seed=5, width=96, height=48, num_source=6,
-                              num_target_train=4, num_target_val=2, progress=False)
-
-
 def write_config(tmp_path: Path, data: synthetic.SyntheticDataset, source_root: Path | None = None,
                  target_root: Path | None = None, run: str = "workers: 1", extra: str = "") -> Path:
     text = (f"run: {{name: t, dir: {tmp_path / 'runs'}, {run}}}\n"
@@ -459,3 +452,31 @@ def test_run_threads_reaches_pytorch(trained, caplog):
         assert "PyTorch uses 1 threads (run.threads)" in caplog.text or before == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_disk_full_while_translating_is_one_line_and_the_rerun_resumes(trained, caplog,
+                                                                       monkeypatch):
+    import errno
+
+    from pipeline.translation import workers
+
+    config, checkpoints = trained
+    out = config.parent / "out"
+    translate = ["translate", "--checkpoint", str(checkpoints / "last.pt"), "--input",
+                 str(config.parent / "runs" / "t" / "data" / "source_train.json"), "--output",
+                 str(out), "--batch-size", "1"]
+    real_write, written = workers.atomic_write_bytes, []
+
+    def write_until_full(path, data):
+        if len(written) >= 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        written.append(path)
+        real_write(path, data)
+
+    monkeypatch.setattr(workers, "atomic_write_bytes", write_until_full)
+    assert main(translate) == 1
+    assert f": {os.strerror(errno.ENOSPC)}; free space on that disk" in caplog.text
+    assert "Traceback" not in caplog.text
+    monkeypatch.setattr(workers, "atomic_write_bytes", real_write)
+    assert main(translate) == 0
+    assert (out / "annotations.json").exists()

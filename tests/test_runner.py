@@ -21,13 +21,6 @@ from pipeline.stages import STAGE_NAMES, STAGES, Stage, prepare
 from tiny_run import data_section
 
 
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> synthetic.SyntheticDataset:
-    out = tmp_path_factory.mktemp("synthetic")
-    return synthetic.generate(out, seed=3, width=96, height=48, num_source=10,
-                              num_target_train=6, num_target_val=4, progress=False)
-
-
 def write_config(tmp_path: Path, data: synthetic.SyntheticDataset, source_root: Path | None = None,
                  extra: str = "") -> Path:
     text = textwrap.dedent(f"""\
