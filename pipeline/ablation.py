@@ -33,6 +33,8 @@ from pathlib import Path
 from pipeline.config import Config, load_config
 from pipeline.formats.common import atomic_write_text
 from pipeline.logs import add_run_log
+from pipeline.paper import PAPER_TABLE4
+from pipeline.rundir import detection_metrics, translation_metrics
 from pipeline.runner import Runner
 
 logger = logging.getLogger(__name__)
@@ -60,14 +62,6 @@ VARIANTS = (
 )
 VARIANT_KEYS = tuple(v.key for v in VARIANTS)
 
-# Jeong et al., CVPR 2021, Table 4 (INIT sunny <-> night): LPIPS, CIS, IS for sunny -> night,
-# CIS, IS for night -> sunny. Quoted as printed.
-PAPER_TABLE4 = {
-    "sm_tl": (0.287, 1.061, 1.189, 1.037, 1.080),
-    "sm_cl": (0.310, 1.094, 1.206, 1.062, 1.107),
-    "cm_tl": (0.328, 1.156, 1.253, 1.101, 1.103),
-    "cm_cl": (0.346, 1.176, 1.271, 1.115, 1.130),
-}
 
 # The per-run figures summarised as mean +- std over seeds, with their table headings.
 SUMMARY = (("style_distance", "Style distance"), ("map50", "mAP50"),
@@ -178,8 +172,8 @@ def gap_recovered(translated: float | None, source_only: float | None,
 
 def collect_run(run_dir: Path, reference: dict, gap_classes: Sequence[str]) -> dict:
     """One (variant, seed) run's numbers from ``eval/metrics.json`` and ``eval/translation.json``."""
-    detection = json.loads((run_dir / "eval" / "metrics.json").read_text())
-    translation = json.loads((run_dir / "eval" / "translation.json").read_text())
+    detection = json.loads(detection_metrics(run_dir).read_text())
+    translation = json.loads(translation_metrics(run_dir).read_text())
     translated = detection["detectors"]["translated"]
     refs = {k: mean_ap50(v["ap50"], gap_classes) for k, v in reference.items()}
     edges = translation.get("edge_correlation") or {}
@@ -226,7 +220,7 @@ def summarise(rows) -> dict[str, dict[str, float | None]]:
 
 def reference_detectors(run_dir: Path) -> dict:
     """Source-only and oracle AP of a reference run."""
-    detectors = json.loads((run_dir / "eval" / "metrics.json").read_text())["detectors"]
+    detectors = json.loads(detection_metrics(run_dir).read_text())["detectors"]
     return {name: {"run": run_dir.name, "ap50": d["ap50"], "map50": d["map50"], "ap": d["ap"]}
             for name, d in detectors.items() if name in REFERENCE_SETS}
 

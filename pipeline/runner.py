@@ -14,7 +14,6 @@ dataset of 10,000 images costs a directory walk, not a read.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -28,13 +27,13 @@ from pipeline.config import Config, dump_config
 from pipeline.context import RunContext, StageError
 from pipeline.formats.common import atomic_write_text
 from pipeline.lock import exclusive
+from pipeline.rundir import fingerprint, resolved_config, state_file
 from pipeline.schema import suggest, to_plain
 from pipeline.stages import STAGE_NAMES, STAGES, Stage
 
 logger = logging.getLogger(__name__)
 
 STATE_VERSION = 1
-CONTENT_HASH_LIMIT = 64 * 2**20
 
 
 @dataclass(frozen=True)
@@ -42,25 +41,6 @@ class StageStatus:
     stage: str
     state: str  # done | stale | todo
     reason: str
-
-
-def fingerprint(path: Path) -> str:
-    """A string that changes when the file or folder at ``path`` changes."""
-    if not path.exists():
-        return "missing"
-    if path.is_file():
-        st = path.stat()
-        if st.st_size <= CONTENT_HASH_LIMIT:
-            return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
-        return f"stat:{st.st_size}:{st.st_mtime_ns}"
-    digest = hashlib.sha256()
-    for dirpath, dirnames, filenames in os.walk(path):
-        dirnames.sort()
-        rel = os.path.relpath(dirpath, path)
-        for name in sorted(filenames):
-            st = os.stat(os.path.join(dirpath, name))
-            digest.update(f"{rel}/{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return "tree:" + digest.hexdigest()
 
 
 def _flatten(data: object, prefix: str = "") -> dict[str, object]:
@@ -77,7 +57,7 @@ class Runner:
 
     def __init__(self, config: Config):
         self.ctx = RunContext(config)
-        self.state_path = self.ctx.run_dir / "state.json"
+        self.state_path = state_file(self.ctx.run_dir)
         # Under torchrun every rank runs the stages; only rank 0 writes the run's bookkeeping.
         self.is_main = int(os.environ.get("RANK", "0")) == 0
         self._default_threads: int | None = None
@@ -163,7 +143,7 @@ class Runner:
     def _run(self, stages: list[Stage], force: bool) -> dict[str, dict]:
         run_dir = self.ctx.run_dir
         if self.is_main:
-            atomic_write_text(run_dir / "config.resolved.yaml", dump_config(self.ctx.config))
+            atomic_write_text(resolved_config(self.ctx.run_dir), dump_config(self.ctx.config))
         results = {}
         for stage in stages:
             state = self.load_state()
@@ -186,6 +166,7 @@ class Runner:
             if not self.is_main:
                 continue
             state = self.load_state()
+            state["order"] = list(STAGE_NAMES)
             state["stages"][stage.name] = {
                 "config": self._config_slice(stage),
                 "inputs": {str(p): fingerprint(p) for p in stage.inputs(self.ctx)},

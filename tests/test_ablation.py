@@ -7,9 +7,10 @@ import json
 import pytest
 
 from pipeline import synthetic
-from pipeline.ablation import (PAPER_TABLE4, VARIANTS, format_table, gap_recovered, mean_ap50,
-                               summarise, variant_config)
+from pipeline.ablation import (VARIANTS, format_table, gap_recovered, mean_ap50, summarise,
+                               variant_config)
 from pipeline.cli import main
+from pipeline.paper import PAPER_TABLE4
 from tiny_run import write_tiny_run_config
 
 CLASSES = ["person", "car"]

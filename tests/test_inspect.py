@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def copy_run(run_dir: Path, dest: Path, parts: tuple[str, ...]) -> Path:
     """A copy of ``config.resolved.yaml`` and ``parts`` of a run (not the large checkpoints)."""
     dest.mkdir(parents=True)
-    shutil.copy2(run_dir / runfiles.RESOLVED_CONFIG, dest)
+    shutil.copy2(run_dir / "config.resolved.yaml", dest)
     for part in parts:
         shutil.copytree(run_dir / part, dest / part)
     return dest
@@ -178,7 +178,7 @@ def test_a_run_without_translation_or_predictions(prepared_only, fo, caplog):
     assert dataset.list_evaluations() == []
     assert "no translated set" in caplog.text and "no predictions" in caplog.text
     # the stage of `pipeline run` builds the same dataset, and reruns only when inputs change
-    config = prepared_only / runfiles.RESOLVED_CONFIG
+    config = prepared_only / "config.resolved.yaml"
     overrides = [f"run.dir={prepared_only.parent}", "run.name=prepared"]
     assert main(["run", str(config), "--only", "inspect", *overrides]) == 0
     state = json.loads((prepared_only / "state.json").read_text())

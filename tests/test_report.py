@@ -20,7 +20,7 @@ from pipeline.report import grids
 from pipeline.report.html import duration, number, percent
 from pipeline.runner import Runner
 from pipeline.stages import get_stage
-from pipeline.stages.evaluate import PAPER_TABLE3, PAPER_TABLE3_CLASSES, ROW_NAMES
+from pipeline.paper import PAPER_TABLE3, PAPER_TABLE3_CLASSES, ROW_NAMES
 from pipeline.translation.records import read_log
 from tiny_run import NUM_SAMPLES
 

@@ -43,6 +43,7 @@ from pipeline.inspection import runfiles
 from pipeline.inspection.database import connect
 from pipeline.inspection.errors import InspectionError
 from pipeline.inspection.runfiles import Image, RunFiles
+from pipeline.rundir import fingerprint as file_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -83,8 +84,6 @@ def count_field(class_name: str) -> str:
 def fingerprint(ctx: RunContext, files: RunFiles) -> str:
     """Changes when anything the dataset is built from changes: its input files' contents and
     the settings that shape it."""
-    from pipeline.runner import fingerprint as file_fingerprint  # the runner imports the stages
-
     cfg = ctx.config
     document = {
         "layout": LAYOUT_VERSION, "classes": cfg.data.classes, "iou": cfg.inspect.iou,

@@ -29,11 +29,13 @@ import secrets
 import shutil
 from pathlib import Path
 
+from pipeline import rundir
 from pipeline.context import RunContext
 from pipeline.inspection import runfiles
 from pipeline.inspection.database import connect
 from pipeline.inspection.dataset import image_sample
 from pipeline.inspection.errors import InspectionError
+from pipeline.translation.records import ANNOTATIONS
 
 logger = logging.getLogger(__name__)
 
@@ -43,11 +45,11 @@ FORMATS = ("coco", "yolo", "voc", "kitti")
 
 def set_images(ctx: RunContext, set_name: str) -> list[runfiles.Image]:
     if set_name == runfiles.TRANSLATED:
-        annotations = ctx.run_dir / runfiles.TRANSLATED / "annotations.json"
+        annotations = rundir.translated_dir(ctx.run_dir) / ANNOTATIONS
         if not annotations.is_file():
             raise InspectionError(f"{annotations}: missing; the translated set is complete only "
                                   "when the translate stage has finished (pipeline run "
-                                  f"{ctx.run_dir / runfiles.RESOLVED_CONFIG} --only translate)")
+                                  f"{rundir.resolved_config(ctx.run_dir)} --only translate)")
         return runfiles.read_translated(annotations)
     manifest = ctx.manifest(set_name)
     runfiles.require_manifests(ctx, manifest)

@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from pipeline import rundir
 from pipeline.config import load_config
 from pipeline.context import RunContext
 from pipeline.formats import coco
@@ -24,8 +25,7 @@ from pipeline.formats.common import DatasetError, read_json
 from pipeline.inspection.errors import InspectionError
 from pipeline.translation.records import ANNOTATIONS, MANIFEST, read_log
 
-RESOLVED_CONFIG = "config.resolved.yaml"
-TRANSLATED = "translated"
+TRANSLATED = "translated"     # the name of the translated set
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def load_run(run_dir: str | Path) -> RunContext:
     if not run_dir.is_dir():
         raise InspectionError(f"{run_dir}: no such run directory; give the folder of a run, "
                               "runs/<name>, made by pipeline run")
-    resolved = run_dir / RESOLVED_CONFIG
+    resolved = rundir.resolved_config(run_dir)
     if not resolved.is_file():
         raise InspectionError(f"{resolved}: missing, so {run_dir} is not a run directory "
                               "(pipeline run writes this file when it starts a run)")
@@ -93,12 +93,12 @@ def find_files(ctx: RunContext) -> RunFiles:
     missing manifests, :func:`require_manifests` the commands)."""
     cfg = ctx.config
     notes = []
-    translated = ctx.run_dir / TRANSLATED / ANNOTATIONS
+    translated = rundir.translated_dir(ctx.run_dir) / ANNOTATIONS
     if not translated.is_file():
         notes.append(f"no translated set ({translated} is missing: the translate stage has not "
                      "finished)")
         translated = None
-    metrics = ctx.run_dir / "eval" / "metrics.json"
+    metrics = rundir.detection_metrics(ctx.run_dir)
     predictions: dict[str, Path] = {}
     if not metrics.is_file():
         notes.append(f"no predictions ({metrics} is missing: the evaluate stage has not "
@@ -128,7 +128,7 @@ def require_manifests(ctx: RunContext, *paths: Path) -> None:
     for path in paths:
         if not path.is_file():
             raise InspectionError(f"{path}: missing; run the prepare stage first "
-                                  f"(pipeline run {ctx.run_dir / RESOLVED_CONFIG} --only "
+                                  f"(pipeline run {rundir.resolved_config(ctx.run_dir)} --only "
                                   "prepare)")
 
 

@@ -29,8 +29,7 @@ from pipeline.formats.common import read_json
 from pipeline.report import figures, grids, html
 from pipeline.report.files import RunFiles
 from pipeline.report.scalars import read_scalars
-from pipeline.stages import STAGE_NAMES
-from pipeline.stages.evaluate import ROW_NAMES
+from pipeline.paper import ROW_NAMES
 from pipeline.translation.records import read_log
 
 if TYPE_CHECKING:
@@ -117,8 +116,8 @@ def _gather(ctx: RunContext, files: RunFiles, out: Path) -> html.Page:
         training_samples=_training_samples(ctx, files, out),
         losses=losses,
         losses_absent=absent,
-        stages=[{"name": name, **state["stages"][name]} for name in STAGE_NAMES
-                if name != "report" and name in state.get("stages", {})],
+        stages=[{"name": name, **state["stages"][name]} for name in _stage_order(state)
+                if name != "report"],
         machine=_machine(device),
         files=copied,
     )
@@ -195,6 +194,14 @@ def _loss_figures(ctx: RunContext, files: RunFiles,
             "Each detector's logged losses (raw, faint, and smoothed) and learning rate by "
             "iteration (detector/<set>/tensorboard), one colour per training set."))
     return pictures, absent
+
+
+def _stage_order(state: dict) -> list[str]:
+    """The finished stages in pipeline order (the runner records it; older state files are
+    ordered by when each stage started)."""
+    done = state.get("stages", {})
+    order = state.get("order") or sorted(done, key=lambda name: done[name]["started_at"])
+    return [name for name in order if name in done]
 
 
 def _open(path: str | Path) -> Image.Image:

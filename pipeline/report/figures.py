@@ -14,7 +14,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from pipeline.report.scalars import Series, smooth
-from pipeline.stages.evaluate import ROW_NAMES
+from pipeline.paper import ROW_NAMES
 
 # Colours of the training sets (bars) and of the runs in a loss figure: matplotlib's tab10.
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",

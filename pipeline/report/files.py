@@ -13,9 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.stages.evaluate import eval_dir
-from pipeline.stages.train_detector import detector_dir
-from pipeline.stages.translate import checkpoint_path, output_dir
+from pipeline import rundir
 from pipeline.translation.records import ANNOTATIONS, MANIFEST
 
 if TYPE_CHECKING:
@@ -29,7 +27,7 @@ class RunFiles:
 
     @property
     def report_dir(self) -> Path:
-        return self.ctx.run_dir / "report"
+        return rundir.report_dir(self.ctx.run_dir)
 
     @property
     def index(self) -> Path:
@@ -52,7 +50,7 @@ class RunFiles:
 
     @property
     def translated_dir(self) -> Path:
-        return output_dir(self.ctx)
+        return rundir.translated_dir(self.ctx.run_dir)
 
     @property
     def translated_annotations(self) -> Path:
@@ -64,30 +62,30 @@ class RunFiles:
 
     @property
     def checkpoint(self) -> Path:
-        return checkpoint_path(self.ctx)
+        return rundir.checkpoint_path(self.ctx)
 
     @property
     def metrics(self) -> Path:
-        return eval_dir(self.ctx) / "metrics.json"
+        return rundir.detection_metrics(self.ctx.run_dir)
 
     @property
     def translation_metrics(self) -> Path:
-        return eval_dir(self.ctx) / "translation.json"
+        return rundir.translation_metrics(self.ctx.run_dir)
 
     @property
     def state(self) -> Path:
-        return self.ctx.run_dir / "state.json"
+        return rundir.state_file(self.ctx.run_dir)
 
     @property
     def translator_tensorboard(self) -> Path:
-        return self.ctx.run_dir / "translator" / "tensorboard"
+        return rundir.translator_dir(self.ctx.run_dir) / "tensorboard"
 
     @property
     def translator_samples(self) -> Path:
-        return self.ctx.run_dir / "translator" / "samples"
+        return rundir.translator_dir(self.ctx.run_dir) / "samples"
 
     def detector_tensorboard(self, train_set: str) -> Path:
-        return detector_dir(self.ctx, train_set) / "tensorboard"
+        return rundir.detector_dir(self.ctx.run_dir, train_set) / "tensorboard"
 
     def needs_checkpoint(self) -> bool:
         """Whether the grids need style samples that ``translated/`` does not hold: sample 0

@@ -17,7 +17,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pipeline.stages.evaluate import PAPER_TABLE3, PAPER_TABLE3_CLASSES, ROW_NAMES
+from pipeline.paper import PAPER_TABLE3, PAPER_TABLE3_CLASSES, ROW_NAMES
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 0 auto; max-width: 1400px; padding: 1em 2em;

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from pipeline.context import RunContext
+from pipeline.rundir import last_checkpoint
 from pipeline.stages import (evaluate, inspect, metrics, prepare, report, train_detector,
                              train_translator, translate)
 
@@ -55,7 +56,7 @@ STAGES: tuple[Stage, ...] = (
         description="train MGUIT on source_train + target_train",
         config_keys=("translator", "run.seed"),
         inputs=lambda ctx: _manifests(ctx, "source_train", "target_train"),
-        outputs=lambda ctx: [ctx.run_dir / "translator" / "checkpoints" / "last.pt"],
+        outputs=lambda ctx: [last_checkpoint(ctx.run_dir)],
         run=train_translator.run,
         speed_keys=("translator.train.num_workers", "translator.train.log_every"),
     ),

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 
 from detection.api import CARD
 from pipeline.context import StageError
-from pipeline.stages.train_detector import detector_dir
+from pipeline.paper import PAPER_TABLE3, PAPER_TABLE3_CLASSES, ROW_NAMES
+from pipeline.rundir import detection_metrics, detector_dir, eval_dir
 
 if TYPE_CHECKING:
     from pipeline.context import RunContext
@@ -28,40 +29,14 @@ logger = logging.getLogger(__name__)
 
 METRICS_VERSION = 1
 
-# Jeong et al., "Memory-guided Unsupervised Image-to-image Translation", CVPR 2021, Table 3:
-# per-class AP for KITTI -> Cityscapes (%), columns Pers., Car, Truc., Bic., mAP. Quoted as
-# printed; the paper's detector is trained on its own (translated) images, not by this run.
-PAPER_TABLE3_CLASSES = ("person", "car", "truck", "bicycle")
-PAPER_TABLE3 = (
-    ("DT [14]", (28.5, 40.7, 25.9, 29.7, 31.2)),
-    ("DAF [2]", (39.2, 40.2, 25.7, 48.9, 38.5)),
-    ("DARL [17]", (46.4, 58.7, 27.0, 49.1, 45.3)),
-    ("DAOD [36]", (47.3, 59.1, 28.3, 49.6, 46.1)),
-    ("DUNIT w/o IC [1]", (56.2, 59.5, 24.9, 48.2, 47.2)),
-    ("DUNIT w/ IC [1]", (60.7, 65.1, 32.7, 57.7, 54.1)),
-    ("MGUIT (Ours)", (58.3, 68.2, 33.4, 58.4, 54.6)),
-)
-
-ROW_NAMES = {
-    "source_only": "Source only",
-    "translated": "Translated (MGUIT)",
-    "oracle": "Oracle (target train)",
-    "source_plus_translated": "Source + translated",
-}
-
-
-def eval_dir(ctx: RunContext) -> Path:
-    return ctx.run_dir / "eval"
-
-
 def input_paths(ctx: RunContext) -> list[Path]:
     return [ctx.manifest(ctx.config.evaluate.split),
-            *(detector_dir(ctx, s) / CARD for s in ctx.config.detector.train_sets)]
+            *(detector_dir(ctx.run_dir, s) / CARD for s in ctx.config.detector.train_sets)]
 
 
 def output_paths(ctx: RunContext) -> list[Path]:
-    out = eval_dir(ctx)
-    return [out / "metrics.json", out / "table.md",
+    out = eval_dir(ctx.run_dir)
+    return [detection_metrics(ctx.run_dir), out / "table.md",
             *(out / "predictions" / f"{s}.json" for s in ctx.config.detector.train_sets)]
 
 
@@ -73,14 +48,14 @@ def run(ctx: RunContext) -> dict:
     cfg = ctx.config
     split, classes = cfg.evaluate.split, cfg.data.classes
     manifest = ctx.manifest(split)
-    out = eval_dir(ctx)
+    out = eval_dir(ctx.run_dir)
     detectors = {}
     try:
         summary = load_manifest(manifest, classes).summary()
         for train_set in cfg.detector.train_sets:
-            card = read_card(detector_dir(ctx, train_set))
+            card = read_card(detector_dir(ctx.run_dir, train_set))
             predictions = out / "predictions" / f"{train_set}.json"
-            predict(detector_dir(ctx, train_set) / card["checkpoint"], manifest, predictions,
+            predict(detector_dir(ctx.run_dir, train_set) / card["checkpoint"], manifest, predictions,
                     cfg.detector, cfg.run.device)
             metrics = evaluate(manifest, predictions, classes)
             detectors[train_set] = {
@@ -112,9 +87,9 @@ def run(ctx: RunContext) -> dict:
         "detectors": detectors,
     }
     table = format_table(document)
-    write_json(out / "metrics.json", document)
+    write_json(detection_metrics(ctx.run_dir), document)
     write_bytes(out / "table.md", table.encode("utf-8"))
-    logger.info("detection on %s (AP at IoU 0.5, %%) -> %s\n%s", split, out / "metrics.json",
+    logger.info("detection on %s (AP at IoU 0.5, %%) -> %s\n%s", split, detection_metrics(ctx.run_dir),
                 table)
     return {s: {"map50": round(d["map50"], 4) if d["map50"] is not None else None,
                 "ap": round(d["ap"], 4) if d["ap"] is not None else None}

@@ -42,8 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.context import StageError
-from pipeline.stages.translate import checkpoint_path
-from pipeline.stages.translate import output_dir as translated_dir
+from pipeline.rundir import checkpoint_path, translated_dir, translation_metrics
 from pipeline.translation.records import ANNOTATIONS
 
 if TYPE_CHECKING:
@@ -53,7 +52,7 @@ logger = logging.getLogger(__name__)
 
 
 def output_path(ctx: RunContext) -> Path:
-    return ctx.run_dir / "eval" / "translation.json"
+    return translation_metrics(ctx.run_dir)
 
 
 def diversity_split(ctx: RunContext) -> str:
@@ -68,7 +67,7 @@ def _weights(ctx: RunContext) -> list[Path]:
 def input_paths(ctx: RunContext) -> list[Path]:
     cfg = ctx.config
     splits = dict.fromkeys((cfg.metrics.real_split, cfg.translate.split, diversity_split(ctx)))
-    return [*(ctx.manifest(s) for s in splits), translated_dir(ctx) / ANNOTATIONS,
+    return [*(ctx.manifest(s) for s in splits), translated_dir(ctx.run_dir) / ANNOTATIONS,
             checkpoint_path(ctx), *_weights(ctx)]
 
 
@@ -91,7 +90,7 @@ def run(ctx: RunContext) -> dict:
     device = resolve_device(cfg.run.device)
     try:
         real = read_image_set(ctx.manifest(m.real_split))
-        fake = read_image_set(translated_dir(ctx) / ANNOTATIONS).first_samples()
+        fake = read_image_set(translated_dir(ctx.run_dir) / ANNOTATIONS).first_samples()
         source = read_image_set(ctx.manifest(cfg.translate.split))
         networks = load_networks(m.inception_weights, m.lpips_weights, m.classifier, device)
         inputs = diversity.choose_inputs(
@@ -118,7 +117,7 @@ def run(ctx: RunContext) -> dict:
         "version": VERSION,
         "run": cfg.run.name,
         "real": {"split": m.real_split, "images": len(real.items)},
-        "fake": {"path": f"{translated_dir(ctx).name}/{ANNOTATIONS}", "images": len(fake.items)},
+        "fake": {"path": f"{translated_dir(ctx.run_dir).name}/{ANNOTATIONS}", "images": len(fake.items)},
         "source": {"split": cfg.translate.split, "images": len(source.items)},
         **metrics,
     }

@@ -19,28 +19,23 @@ from typing import TYPE_CHECKING
 
 from detection.api import CARD
 from pipeline.context import StageError
+from pipeline.rundir import detector_dir, translated_dir
+from pipeline.translation.records import ANNOTATIONS
 
 if TYPE_CHECKING:
     from pipeline.context import RunContext
 
 logger = logging.getLogger(__name__)
 
-TRANSLATED = Path("translated") / "annotations.json"
-
-
 def train_manifests(ctx: RunContext, train_set: str) -> list[Path]:
     """The manifests a training set is made of."""
-    translated = ctx.run_dir / TRANSLATED
+    translated = translated_dir(ctx.run_dir) / ANNOTATIONS
     return {
         "source_only": [ctx.manifest("source_train")],
         "translated": [translated],
         "oracle": [ctx.manifest("target_train")],
         "source_plus_translated": [ctx.manifest("source_train"), translated],
     }[train_set]
-
-
-def detector_dir(ctx: RunContext, train_set: str) -> Path:
-    return ctx.run_dir / "detector" / train_set
 
 
 def input_paths(ctx: RunContext) -> list[Path]:
@@ -53,7 +48,7 @@ def input_paths(ctx: RunContext) -> list[Path]:
 
 
 def output_paths(ctx: RunContext) -> list[Path]:
-    return [detector_dir(ctx, s) / CARD for s in ctx.config.detector.train_sets]
+    return [detector_dir(ctx.run_dir, s) / CARD for s in ctx.config.detector.train_sets]
 
 
 def run(ctx: RunContext) -> dict:
@@ -64,7 +59,7 @@ def run(ctx: RunContext) -> dict:
     cfg = ctx.config
     results = {}
     for train_set in cfg.detector.train_sets:
-        out_dir = detector_dir(ctx, train_set)
+        out_dir = detector_dir(ctx.run_dir, train_set)
         logger.info("detector %s: training on %s", train_set,
                     ", ".join(str(p) for p in train_manifests(ctx, train_set)))
         try:

@@ -19,9 +19,10 @@ logger = logging.getLogger(__name__)
 def run(ctx: RunContext) -> dict:
     from mguit.trainer import CheckpointError, Trainer  # torch only when a stage needs it
     from pipeline.context import StageError
+    from pipeline.rundir import translator_dir
 
     cfg = ctx.config
-    out_dir = ctx.run_dir / "translator"
+    out_dir = translator_dir(ctx.run_dir)
     trainer = Trainer(cfg.translator, ctx.manifest("source_train"), ctx.manifest("target_train"),
                       out_dir, device=cfg.run.device, seed=cfg.run.seed)
     logger.info("training MGUIT for %d iterations on %s (batch %d, %d source / %d target "

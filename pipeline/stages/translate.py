@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline.rundir import checkpoint_path, translated_dir
 from pipeline.translation.records import ANNOTATIONS, MANIFEST, SETTINGS
 
 if TYPE_CHECKING:
@@ -21,30 +22,19 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def checkpoint_path(ctx: RunContext) -> Path:
-    """``translate.checkpoint``, or the translator stage's ``last.pt``."""
-    configured = ctx.config.translate.checkpoint
-    return Path(configured) if configured else \
-        ctx.run_dir / "translator" / "checkpoints" / "last.pt"
-
-
-def output_dir(ctx: RunContext) -> Path:
-    return ctx.run_dir / "translated"
-
-
 def input_paths(ctx: RunContext) -> list[Path]:
     return [ctx.manifest(ctx.config.translate.split), checkpoint_path(ctx)]
 
 
 def output_paths(ctx: RunContext) -> list[Path]:
-    return [output_dir(ctx) / ANNOTATIONS, output_dir(ctx) / MANIFEST]
+    return [translated_dir(ctx.run_dir) / ANNOTATIONS, translated_dir(ctx.run_dir) / MANIFEST]
 
 
 def run(ctx: RunContext) -> dict:
     from pipeline.translation import translate_dataset  # imports torch: only when it runs
 
     cfg = ctx.config
-    out = output_dir(ctx)
+    out = translated_dir(ctx.run_dir)
     summary = translate_dataset(
         ctx.manifest(cfg.translate.split), out, checkpoint_path(ctx), cfg.translate,
         device=cfg.run.device, expected=cfg.translator,

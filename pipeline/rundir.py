@@ -1,0 +1,91 @@
+"""Where every file of a run lives: ``runs/<name>/`` in one place (DESIGN.md section 8).
+
+Stages, the report, inspection and the ablation ask these functions for paths, so that the
+layout of a run directory is written down once. ``fingerprint`` says whether a file or folder
+of a run changed since it was recorded in ``state.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeline.context import RunContext
+
+# Files up to this size are fingerprinted by content, larger ones by size and mtime.
+CONTENT_HASH_LIMIT = 64 * 2**20
+
+
+def state_file(run_dir: Path) -> Path:
+    """What each stage ran on (the runner's bookkeeping)."""
+    return run_dir / "state.json"
+
+
+def resolved_config(run_dir: Path) -> Path:
+    """The config after overrides, with absolute paths."""
+    return run_dir / "config.resolved.yaml"
+
+
+def translator_dir(run_dir: Path) -> Path:
+    """The translator's training: ``checkpoints/``, ``tensorboard/``, ``samples/``."""
+    return run_dir / "translator"
+
+
+def last_checkpoint(run_dir: Path) -> Path:
+    """What an interrupted training resumes from, and what ``translate`` reads by default."""
+    return translator_dir(run_dir) / "checkpoints" / "last.pt"
+
+
+def checkpoint_path(ctx: RunContext) -> Path:
+    """``translate.checkpoint``, or the translator stage's ``last.pt``."""
+    configured = ctx.config.translate.checkpoint
+    return Path(configured) if configured else last_checkpoint(ctx.run_dir)
+
+
+def translated_dir(run_dir: Path) -> Path:
+    """The translated source set (KITTI layout + ``annotations.json`` + ``manifest.jsonl``)."""
+    return run_dir / "translated"
+
+
+def detector_dir(run_dir: Path, train_set: str) -> Path:
+    return run_dir / "detector" / train_set
+
+
+def eval_dir(run_dir: Path) -> Path:
+    """``metrics.json`` and ``table.md`` (evaluate), ``translation.json`` (metrics),
+    ``predictions/<set>.json``."""
+    return run_dir / "eval"
+
+
+def detection_metrics(run_dir: Path) -> Path:
+    return eval_dir(run_dir) / "metrics.json"
+
+
+def translation_metrics(run_dir: Path) -> Path:
+    return eval_dir(run_dir) / "translation.json"
+
+
+def report_dir(run_dir: Path) -> Path:
+    return run_dir / "report"
+
+
+def fingerprint(path: Path) -> str:
+    """A string that changes when the file or folder at ``path`` changes."""
+    if not path.exists():
+        return "missing"
+    if path.is_file():
+        st = path.stat()
+        if st.st_size <= CONTENT_HASH_LIMIT:
+            return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+        return f"stat:{st.st_size}:{st.st_mtime_ns}"
+    digest = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(path):
+        dirnames.sort()
+        rel = os.path.relpath(dirpath, path)
+        for name in sorted(filenames):
+            st = os.stat(os.path.join(dirpath, name))
+            digest.update(f"{rel}/{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return "tree:" + digest.hexdigest()
