@@ -33,8 +33,8 @@ from pathlib import Path
 from detection.config import BACKENDS, DetectorConfig
 from detection.errors import DetectionError, require_detectron2
 from detection.evaluate import evaluate
-from detection.files import write_json
-from detection.manifest import Manifest, check_classes, check_trainable, load_manifest
+from detection.manifest import (Manifest, check_classes, check_trainable, load_manifest,
+                                write_json)
 
 logger = logging.getLogger(__name__)
 

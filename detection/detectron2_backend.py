@@ -26,8 +26,7 @@ from pathlib import Path
 
 from detection.config import DetectorConfig
 from detection.errors import DetectionError, require_detectron2
-from detection.files import write_bytes, write_json
-from detection.manifest import Manifest
+from detection.manifest import Manifest, write_bytes, write_json
 from detection.registry import register_manifest
 
 logger = logging.getLogger(__name__)

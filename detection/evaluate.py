@@ -24,8 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from detection.errors import DetectionError
-from detection.files import read_json
-from detection.manifest import load_manifest
+from detection.manifest import load_manifest, read_json
 
 logger = logging.getLogger(__name__)
 

@@ -5,18 +5,24 @@ write them) with the folder its ``file_name`` entries are relative to in ``info.
 a relative ``image_root`` (``"."`` for a translated set) is relative to the manifest's folder.
 Category ids are 1..K in the order of the experiment's classes, in every manifest of a run.
 This module reads them with :mod:`json` only, so the package stays independent of the pipeline.
+
+It is also the one home of atomic file writes (:func:`write_bytes`, :func:`write_text`,
+:func:`write_json`, :func:`torch_save`): a reader sees the old file or the new one, never a part
+of one. Every package that may import ``detection`` writes through them.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from detection.errors import DetectionError
-from detection.files import read_json
 
 
 @dataclass
@@ -109,3 +115,67 @@ def check_trainable(manifest: Manifest, on_missing_class: str = "error") -> list
             "classes, or set detector.on_missing_class: warn"
         )
     return missing
+
+
+# ------------------------------------------------------------------ files
+
+
+def read_json(path: Path, missing: str, unreadable: str) -> Any:
+    """The JSON document at ``path``; :class:`DetectionError` ``"<path>: <missing>"`` when the
+    file does not exist, ``"<path>: <unreadable> (<why>)"`` when it cannot be read or parsed."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DetectionError(f"{path}: {missing}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DetectionError(f"{path}: {unreadable} ({exc})") from None
+
+
+def temporary_path(path: Path) -> Path:
+    """Where a write of ``path`` goes first: the same folder (``os.replace`` is atomic only
+    within one file system), a hidden name ending ``.tmp`` that no two writers share."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: to a temporary file flushed to disk, then renamed
+    over ``path`` (its folder is created if needed)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_path(path)
+    # os.open with 0o666 lets the umask decide the permissions, like a plain open() would;
+    # tempfile.mkstemp would leave every output readable by its owner only.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """:func:`write_bytes` for text: UTF-8, line ends written as given (no translation)."""
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | Path, obj: Any, indent: int | None = 2) -> None:
+    write_bytes(path, (json.dumps(obj, indent=indent, allow_nan=False) + "\n").encode("utf-8"))
+
+
+def torch_save(obj: Any, path: str | Path) -> None:
+    """``torch.save`` through a temporary file."""
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_path(path)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

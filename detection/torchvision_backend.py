@@ -43,8 +43,7 @@ from tqdm import tqdm
 from detection.config import DetectorConfig, SolverConfig
 from detection.data import IterationBatchSampler, ManifestDataset, collate
 from detection.errors import DetectionError
-from detection.files import torch_save, write_json
-from detection.manifest import Manifest
+from detection.manifest import Manifest, torch_save, write_json
 
 logger = logging.getLogger(__name__)
 

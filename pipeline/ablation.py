@@ -30,8 +30,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from detection.manifest import write_text
 from pipeline.config import Config, load_config
-from pipeline.formats.common import atomic_write_text
 from pipeline.logs import add_run_log
 from pipeline.paper import PAPER_TABLE4
 from pipeline.rundir import detection_metrics, translation_metrics
@@ -150,9 +150,9 @@ def run_ablation(config_path: str | Path, overrides: Sequence[str] = (),
         "reference": references,
     }
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "ablation.json", json.dumps(document, indent=2) + "\n")
+    write_text(out / "ablation.json", json.dumps(document, indent=2) + "\n")
     table = format_table(document)
-    atomic_write_text(out / "ablation.md", table)
+    write_text(out / "ablation.md", table)
     logger.info("ablation of run %s -> %s\n%s", base.run.name, out / "ablation.md", table)
     return out
 

@@ -207,7 +207,7 @@ def _metrics(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     import json
 
     from mguit.distributed import resolve_device
-    from pipeline.formats.common import atomic_write_text
+    from detection.manifest import write_text
     from pipeline.metrics.errors import MetricsError
     from pipeline.metrics.images import read_image_set
     from pipeline.config import MetricsConfig
@@ -235,7 +235,7 @@ def _metrics(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return 1
     text = json.dumps(document, indent=2) + "\n"
     if args.out:
-        atomic_write_text(args.out, text)
+        write_text(args.out, text)
     else:
         sys.stdout.write(text)
     logger.info("translation quality of %s against %s%s\n%s", fake.origin, real.origin,

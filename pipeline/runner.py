@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from detection.manifest import write_text
 from pipeline.config import Config, dump_config
 from pipeline.context import RunContext, StageError
-from pipeline.formats.common import atomic_write_text
 from pipeline.lock import exclusive
 from pipeline.rundir import fingerprint, resolved_config, state_file
 from pipeline.schema import suggest, to_plain
@@ -143,7 +143,7 @@ class Runner:
     def _run(self, stages: list[Stage], force: bool) -> dict[str, dict]:
         run_dir = self.ctx.run_dir
         if self.is_main:
-            atomic_write_text(resolved_config(self.ctx.run_dir), dump_config(self.ctx.config))
+            write_text(resolved_config(self.ctx.run_dir), dump_config(self.ctx.config))
         results = {}
         for stage in stages:
             state = self.load_state()
@@ -180,7 +180,7 @@ class Runner:
                 "duration_s": round(duration, 3),
                 "result": result,
             }
-            atomic_write_text(self.state_path, json.dumps(state, indent=2, sort_keys=True))
+            write_text(self.state_path, json.dumps(state, indent=2, sort_keys=True))
         return results
 
     def _check_device(self) -> None:

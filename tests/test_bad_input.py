@@ -465,7 +465,7 @@ def test_disk_full_while_translating_is_one_line_and_the_rerun_resumes(trained, 
     translate = ["translate", "--checkpoint", str(checkpoints / "last.pt"), "--input",
                  str(config.parent / "runs" / "t" / "data" / "source_train.json"), "--output",
                  str(out), "--batch-size", "1"]
-    real_write, written = workers.atomic_write_bytes, []
+    real_write, written = workers.write_bytes, []
 
     def write_until_full(path, data):
         if len(written) >= 2:
@@ -473,10 +473,10 @@ def test_disk_full_while_translating_is_one_line_and_the_rerun_resumes(trained, 
         written.append(path)
         real_write(path, data)
 
-    monkeypatch.setattr(workers, "atomic_write_bytes", write_until_full)
+    monkeypatch.setattr(workers, "write_bytes", write_until_full)
     assert main(translate) == 1
     assert f": {os.strerror(errno.ENOSPC)}; free space on that disk" in caplog.text
     assert "Traceback" not in caplog.text
-    monkeypatch.setattr(workers, "atomic_write_bytes", real_write)
+    monkeypatch.setattr(workers, "write_bytes", real_write)
     assert main(translate) == 0
     assert (out / "annotations.json").exists()

@@ -29,12 +29,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from detection.manifest import write_text
 from pipeline.formats.common import (
     BadInputLog,
     Box,
     DatasetError,
     ImageRecord,
-    atomic_write_text,
     check_policies,
     map_label,
     read_image_size,
@@ -141,7 +141,7 @@ def write_manifest(
         "annotations": annotations,
         "categories": [{"id": i, "name": name} for name, i in category_ids.items()],
     }
-    atomic_write_text(path, json.dumps(document, allow_nan=False))
+    write_text(path, json.dumps(document, allow_nan=False))
     return {"images": len(images), "annotations": len(annotations), "boxes_per_class": per_class}
 
 

@@ -28,14 +28,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from detection.manifest import write_bytes, write_text
 from pipeline.formats.common import (
     IMAGE_SUFFIXES,
     BadInputLog,
     Box,
     DatasetError,
     ImageRecord,
-    atomic_write_bytes,
-    atomic_write_text,
     check_policies,
     map_label,
     read_image_size,
@@ -148,7 +147,7 @@ def read_label_file(path: str | Path) -> list[KittiObject]:
 
 def write_label_file(path: str | Path, objects: Iterable[KittiObject]) -> None:
     """Write ``objects`` as a label file (one :func:`format_label_line` per line), atomically."""
-    atomic_write_text(path, "".join(format_label_line(obj) + "\n" for obj in objects))
+    write_text(path, "".join(format_label_line(obj) + "\n" for obj in objects))
 
 
 def write_kitti(out_root: str | Path, frame_id: str, objects: Iterable[KittiObject]) -> Path:
@@ -167,7 +166,7 @@ def copy_label_file(src: str | Path, dst: str | Path) -> None:
     except FileNotFoundError:
         raise DatasetError(src, "label file does not exist") from None
     Path(dst).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(dst, data)
+    write_bytes(dst, data)
 
 
 def _more(items: list[str]) -> str:

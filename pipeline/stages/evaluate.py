@@ -42,8 +42,7 @@ def output_paths(ctx: RunContext) -> list[Path]:
 
 def run(ctx: RunContext) -> dict:
     from detection import DetectionError, evaluate, predict, read_card
-    from detection.files import write_bytes, write_json
-    from detection.manifest import load_manifest
+    from detection.manifest import load_manifest, write_bytes, write_json
 
     cfg = ctx.config
     split, classes = cfg.evaluate.split, cfg.data.classes

@@ -79,7 +79,8 @@ def run(ctx: RunContext) -> dict:
     from mguit import load_translator
     from mguit.distributed import resolve_device
     from mguit.model import DIRECTIONS
-    from pipeline.formats.common import DatasetError, atomic_write_text
+    from detection.manifest import write_text
+    from pipeline.formats.common import DatasetError
     from pipeline.metrics import diversity
     from pipeline.metrics.errors import MetricsError
     from pipeline.metrics.images import read_image_set
@@ -123,7 +124,7 @@ def run(ctx: RunContext) -> dict:
     }
     out = output_path(ctx)
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, json.dumps(document, indent=2) + "\n")
+    write_text(out, json.dumps(document, indent=2) + "\n")
     logger.info("translation quality of run %s (%s translated vs %s) -> %s\n%s", cfg.run.name,
                 cfg.translate.split, m.real_split, out, format_summary(document))
     return {k: _headline(v) for k, v in metrics.items()}

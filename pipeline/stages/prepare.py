@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING
 from joblib import Parallel, delayed
 from tqdm import tqdm
 
+from detection.manifest import write_text
 from pipeline.config import DataConfig, DomainConfig
 from pipeline.formats import cityscapes, coco, kitti
-from pipeline.formats.common import BadInputLog, DatasetError, ImageRecord, atomic_write_text, \
-    read_image_size
+from pipeline.formats.common import BadInputLog, DatasetError, ImageRecord, read_image_size
 
 if TYPE_CHECKING:
     from pipeline.context import RunContext
@@ -137,7 +137,7 @@ def run(ctx: RunContext) -> dict:
         if data.verify_images:
             verify_images(image_paths, ctx.config.run.workers)
         summary = {"splits": counts, "bad_input": log.to_dict(), "classes": data.classes}
-        atomic_write_text(tmp / "summary.json", json.dumps(summary, indent=2, sort_keys=True))
+        write_text(tmp / "summary.json", json.dumps(summary, indent=2, sort_keys=True))
         for name in (*SPLITS, "summary"):
             (tmp / f"{name}.json").replace(ctx.data_dir / f"{name}.json")
         finished = True

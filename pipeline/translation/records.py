@@ -26,8 +26,9 @@ import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from detection.manifest import write_text
 from pipeline.formats import coco, kitti
-from pipeline.formats.common import ImageRecord, atomic_write_text
+from pipeline.formats.common import ImageRecord
 from pipeline.lock import LOCK_NAME
 from pipeline.translation.errors import TranslationError
 from pipeline.translation.plan import Shard
@@ -40,7 +41,7 @@ MANIFEST = "manifest.jsonl"
 ANNOTATIONS = "annotations.json"
 SETTINGS_VERSION = 1
 _SHARD_LOG = re.compile(r"manifest\.shard-\d+-of-\d+\.jsonl")
-_TEMP = re.compile(r"\..+\.tmp")   # atomic_write_bytes' temporary names
+_TEMP = re.compile(r"\..+\.tmp")   # detection.manifest.write_bytes' temporary names
 
 OutputId = tuple[str, int]         # (image key, style sample index)
 
@@ -113,7 +114,7 @@ def prepare_output_dir(out_dir: Path, settings: dict, overwrite: bool) -> None:
                        "; ".join(changed))
         clear_output_dir(out_dir)
     if read_settings(out_dir) != settings:
-        atomic_write_text(out_dir / SETTINGS, json.dumps(settings, indent=2, sort_keys=True)
+        write_text(out_dir / SETTINGS, json.dumps(settings, indent=2, sort_keys=True)
                           + "\n")
 
 
@@ -289,7 +290,7 @@ def write_final(out_dir: Path, sources: SourceSet, num_samples: int,
                 height=image.height, boxes=list(image.boxes),
                 extra={"frame_id": Path(entry["image"]).stem, "label_path": entry["label"],
                        "source_image": entry["source"], "sample": k}))
-    atomic_write_text(out_dir / MANIFEST, "".join(line + "\n" for line in lines))
+    write_text(out_dir / MANIFEST, "".join(line + "\n" for line in lines))
     info = {"description": f"{settings['input']} translated {settings['direction']}",
             "format": "kitti", "translation": {k: settings[k] for k in
                                                ("checkpoint_sha256", "direction", "num_samples",

@@ -27,7 +27,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from detection.images import to_rgb
-from pipeline.formats.common import atomic_write_bytes
+from detection.manifest import write_bytes
 from pipeline.translation.sources import SourceImage, label_bytes, output_names
 
 
@@ -107,8 +107,8 @@ def write_outputs(out_dir: Path, job: WriteJob, num_samples: int, compress_level
     for k, pixels in zip(job.samples, job.pixels):
         image_name, label_name = output_names(job.image.key, k, num_samples)
         png = encode_png(pixels, compress_level)
-        atomic_write_bytes(out_dir / image_name, png)
-        atomic_write_bytes(out_dir / label_name, label)
+        write_bytes(out_dir / image_name, png)
+        write_bytes(out_dir / label_name, label)
         entries.append({
             "key": job.image.key, "sample": k, "status": "done",
             "seed": job.seed, "style_seed": job.style_seed,
