@@ -14,6 +14,7 @@ of one. Every package that may import ``detection`` writes through them.
 from __future__ import annotations
 
 import json
+import math
 import os
 import secrets
 from collections import Counter
@@ -44,6 +45,19 @@ class Manifest:
         """Absolute path of an entry of :attr:`images` (an absolute ``file_name`` is kept)."""
         return self.image_root / image["file_name"]
 
+    def boxes_of_images(self) -> list[tuple[list[list[float]], list[str]]]:
+        """Per entry of :attr:`images`, in order: its boxes as ``[x0, y0, x1, y1]`` in pixels and
+        their class names (crowd annotations included: a crowd is still pixels of its class)."""
+        names = {c["id"]: c["name"] for c in self.categories}
+        per_image: dict[int, tuple[list[list[float]], list[str]]] = {
+            image["id"]: ([], []) for image in self.images}
+        for annotation in self.annotations:
+            x, y, w, h = annotation["bbox"]
+            boxes, labels = per_image[annotation["image_id"]]
+            boxes.append([x, y, x + w, y + h])
+            labels.append(names[annotation["category_id"]])
+        return [per_image[image["id"]] for image in self.images]
+
     def boxes_per_class(self) -> dict[str, int]:
         """Number of (non-crowd) boxes of each class, every class listed."""
         names = {c["id"]: c["name"] for c in self.categories}
@@ -72,11 +86,59 @@ def load_manifest(path: str | Path, classes: Sequence[str] | None = None) -> Man
     if not isinstance(root, str):
         raise DetectionError(f"{path}: has no info.image_root (the folder that file names are "
                              "relative to); write manifests with the pipeline's prepare stage")
+    _check_entries(path, data)
     manifest = Manifest(path=path, image_root=path.parent / root, images=data["images"],
                         annotations=data["annotations"], categories=data["categories"])
     if classes is not None:
         check_classes(manifest, classes)
     return manifest
+
+
+def _check_entries(path: Path, data: dict) -> None:
+    """Every entry has the fields a reader relies on, of the right type; ids are unique and
+    referenced ids exist; boxes are four finite numbers of non-negative size."""
+    category_ids = set()
+    for index, category in enumerate(data["categories"]):
+        where = f"categories[{index}]"
+        category_ids.add(_field(category, "id", int, path, where))
+        _field(category, "name", str, path, where)
+    image_ids = set()
+    for index, image in enumerate(data["images"]):
+        where = f"images[{index}]"
+        image_id = _field(image, "id", int, path, where)
+        _field(image, "file_name", str, path, where)
+        if _field(image, "width", int, path, where) <= 0 or \
+                _field(image, "height", int, path, where) <= 0:
+            raise DetectionError(f"{path}: {where}: width and height must be positive")
+        if image_id in image_ids:
+            raise DetectionError(f"{path}: {where}: image id {image_id} appears twice")
+        image_ids.add(image_id)
+    for index, annotation in enumerate(data["annotations"]):
+        where = f"annotations[{index}]"
+        if _field(annotation, "image_id", int, path, where) not in image_ids:
+            raise DetectionError(f"{path}: {where}: image_id {annotation['image_id']} is not in "
+                                 "'images'")
+        if _field(annotation, "category_id", int, path, where) not in category_ids:
+            raise DetectionError(f"{path}: {where}: category_id {annotation['category_id']} is "
+                                 "not in 'categories'")
+        bbox = _field(annotation, "bbox", list, path, where)
+        if (len(bbox) != 4 or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                      and math.isfinite(v) for v in bbox)
+                or bbox[2] < 0 or bbox[3] < 0):
+            raise DetectionError(f"{path}: {where}: bbox must be [x, y, width, height] with "
+                                 f"width, height >= 0, got {str(bbox)[:60]}")
+
+
+def _field(entry: object, key: str, kind: type, path: Path, where: str) -> Any:
+    if not isinstance(entry, dict):
+        raise DetectionError(f"{path}: {where} must be a JSON object")
+    if key not in entry:
+        raise DetectionError(f"{path}: {where}: {key!r} is missing")
+    value = entry[key]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise DetectionError(f"{path}: {where}: {key!r} must be a {kind.__name__}, got "
+                             f"{str(value)[:60]!r}")
+    return value
 
 
 def check_classes(manifest: Manifest, classes: Sequence[str]) -> None:

@@ -1,8 +1,8 @@
-"""Unpaired two-domain training data over COCO manifests, with class masks from boxes.
+"""Unpaired two-domain training data over in-memory records, with class masks from boxes.
 
-The translator reads the manifests written by the pipeline's ``prepare`` stage (COCO detection
-JSON, ``info.image_root`` + ``images[].file_name``) with the ``json`` module only, so this package
-stays independent of :mod:`pipeline`.
+The translator reads no files but images: the caller (the pipeline's ``train_translator``
+stage) builds a :class:`BoxImage` per training image (its path, size, boxes and class names) from
+its manifests, so this package stays independent of :mod:`pipeline` and of file formats.
 
 Class masks (paper section 3.2): during training every pixel reads and updates only the memory
 items of its class. The class of a pixel is the class of the ground-truth box that contains it,
@@ -15,14 +15,11 @@ ranks draw disjoint items without any shared state (see :class:`IterationSampler
 
 from __future__ import annotations
 
-import json
 import math
 import operator
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -33,8 +30,8 @@ BACKGROUND = "background"
 
 
 @dataclass
-class ManifestImage:
-    """One image of a manifest.
+class BoxImage:
+    """One training image.
 
     ``boxes`` is ``(K, 4)`` float64 ``x0, y0, x1, y1`` in pixels of the ``width x height`` image
     (continuous pixel edges, as COCO); ``labels`` holds the K class names.
@@ -45,125 +42,6 @@ class ManifestImage:
     height: int
     boxes: np.ndarray
     labels: list[str]
-
-
-@dataclass
-class ManifestImages:
-    """The images of one manifest, in file order, and its category names in id order."""
-
-    manifest: Path
-    images: list[ManifestImage]
-    categories: list[str]
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> ManifestImage:
-        return self.images[index]
-
-
-def load_manifest_boxes(path: str | os.PathLike) -> ManifestImages:
-    """Read a COCO manifest into per-image absolute paths, sizes, boxes and class names.
-
-    An image is at ``info.image_root / file_name``; an absolute ``file_name`` is used as it is
-    and a relative ``image_root`` is taken relative to the manifest's folder. Crowd annotations
-    are kept: a crowd of people is still person pixels, which is all a class mask says.
-
-    Raises ``ValueError`` naming the file for a missing or unreadable file, a manifest without
-    images, and missing or malformed keys.
-    """
-    path = Path(os.path.abspath(path))
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValueError(f"{path}: manifest not found; run the pipeline's prepare stage") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path}: cannot read the manifest as JSON: {error}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: not a COCO manifest: the top level must be an object")
-    for key in ("images", "annotations", "categories"):
-        if not isinstance(data.get(key), list):
-            raise ValueError(f"{path}: not a COCO manifest: {key!r} is missing or not a list")
-    if not data["images"]:
-        raise ValueError(f"{path}: the manifest has no images")
-
-    categories: dict[int, str] = {}
-    for index, category in enumerate(data["categories"]):
-        _field(category, "id", int, path, f"categories[{index}]")
-        categories[category["id"]] = _field(category, "name", str, path, f"categories[{index}]")
-
-    info = data.get("info")
-    image_root = info.get("image_root") if isinstance(info, dict) else None
-    images: dict[int, tuple[Path, int, int]] = {}
-    for index, image in enumerate(data["images"]):
-        where = f"images[{index}]"
-        image_id = _field(image, "id", int, path, where)
-        file_name = _field(image, "file_name", str, path, where)
-        width = _field(image, "width", int, path, where)
-        height = _field(image, "height", int, path, where)
-        if width <= 0 or height <= 0:
-            raise ValueError(f"{path}: {where}: width and height must be positive")
-        if image_id in images:
-            raise ValueError(f"{path}: {where}: image id {image_id} appears twice")
-        if Path(file_name).is_absolute():
-            image_path = Path(file_name)
-        elif isinstance(image_root, str):
-            image_path = path.parent / image_root / file_name  # an absolute root drops parent
-        else:
-            raise ValueError(
-                f"{path}: {where}: file_name {file_name!r} is relative but the manifest has no "
-                "info.image_root to resolve it against"
-            )
-        images[image_id] = (image_path, width, height)
-
-    boxes: dict[int, list[list[float]]] = {image_id: [] for image_id in images}
-    labels: dict[int, list[str]] = {image_id: [] for image_id in images}
-    for index, annotation in enumerate(data["annotations"]):
-        where = f"annotations[{index}]"
-        image_id = _field(annotation, "image_id", int, path, where)
-        category_id = _field(annotation, "category_id", int, path, where)
-        bbox = _field(annotation, "bbox", list, path, where)
-        if image_id not in images:
-            raise ValueError(f"{path}: {where}: image_id {image_id} is not in 'images'")
-        if category_id not in categories:
-            raise ValueError(f"{path}: {where}: category_id {category_id} is not in 'categories'")
-        if (
-            len(bbox) != 4
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox)
-            or not all(math.isfinite(v) for v in bbox)
-            or bbox[2] < 0
-            or bbox[3] < 0
-        ):
-            raise ValueError(
-                f"{path}: {where}: 'bbox' must be [x, y, width, height] with finite numbers and "
-                f"width, height >= 0, got {bbox}"
-            )
-        x, y, w, h = (float(v) for v in bbox)
-        boxes[image_id].append([x, y, x + w, y + h])
-        labels[image_id].append(categories[category_id])
-
-    return ManifestImages(
-        manifest=path,
-        images=[
-            ManifestImage(
-                image_path, width, height,
-                np.asarray(boxes[image_id], dtype=np.float64).reshape(-1, 4), labels[image_id],
-            )
-            for image_id, (image_path, width, height) in images.items()
-        ],
-        categories=[categories[i] for i in sorted(categories)],
-    )
-
-
-def _field(entry: object, key: str, kind: type, path: Path, where: str) -> Any:
-    if not isinstance(entry, dict):
-        raise ValueError(f"{path}: {where} must be a JSON object")
-    if key not in entry:
-        raise ValueError(f"{path}: {where}: {key!r} is missing")
-    value = entry[key]
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise ValueError(f"{path}: {where}: {key!r} must be a {kind.__name__}, got {value!r:.60}")
-    return value
 
 
 def class_mask(
@@ -241,7 +119,7 @@ class UnpairedBoxDataset(Dataset):
     """Unpaired source (x) / target (y) images with their class masks, for translator training.
 
     ``groups`` are the memory's group names in order, ``"background"`` included; the mask value
-    of a pixel is the index of its group there. Every category of either manifest must be a
+    of a pixel is the index of its group there. Every class of either domain's boxes must be a
     group (a class without memory items is a configuration error, not something to drop).
 
     Item ``k`` is a pure function of ``(seed, k)``: with ``n_x`` source images, ``k`` falls in the
@@ -261,13 +139,13 @@ class UnpairedBoxDataset(Dataset):
 
     Item: ``image_x``, ``image_y``: ``(3, crop, crop)`` float32 in ``[-1, 1]``; ``mask_x``,
     ``mask_y``: ``(crop, crop)`` int64 group indices; ``index_x``, ``index_y``: the image's
-    position in its manifest.
+    position in its domain's list.
     """
 
     def __init__(
         self,
-        source_manifest: str | os.PathLike,
-        target_manifest: str | os.PathLike,
+        source: Sequence[BoxImage],
+        target: Sequence[BoxImage],
         groups: Sequence[str],
         *,
         resize: int = 360,
@@ -290,14 +168,16 @@ class UnpairedBoxDataset(Dataset):
         self.crop = crop
         self.flip = flip
         self.seed = seed
-        self.source = load_manifest_boxes(source_manifest)
-        self.target = load_manifest_boxes(target_manifest)
-        for manifest in (self.source, self.target):
-            unknown = [name for name in manifest.categories if name not in self.group_index]
+        self.source, self.target = list(source), list(target)
+        for name, images in (("source", self.source), ("target", self.target)):
+            if not images:
+                raise ValueError(f"the {name} domain has no images")
+            unknown = sorted({label for image in images for label in image.labels}
+                             - set(self.group_index))
             if unknown:
                 raise ValueError(
-                    f"{manifest.manifest}: class {unknown[0]!r} has no memory group; the groups "
-                    f"are {self.groups} (memory.items must list every class of the data)"
+                    f"{name} class {unknown[0]!r} has no memory group; the groups are "
+                    f"{self.groups} (memory.items must list every class of the data)"
                 )
 
     def __len__(self) -> int:
@@ -309,19 +189,17 @@ class UnpairedBoxDataset(Dataset):
             raise IndexError(f"item index must be >= 0, got {k}")
         augment = np.random.default_rng([self.seed, 2, k])
         item: dict[str, torch.Tensor | int] = {}
-        for domain, manifest, stream in (("x", self.source, 0), ("y", self.target, 1)):
-            n = len(manifest)
+        for domain, images, stream in (("x", self.source, 0), ("y", self.target, 1)):
+            n = len(images)
             index = int(np.random.default_rng([self.seed, stream, k // n]).permutation(n)[k % n])
-            image, mask = self._load(manifest, index, augment)
+            image, mask = self._load(images[index], augment)
             item[f"image_{domain}"] = image
             item[f"mask_{domain}"] = mask
             item[f"index_{domain}"] = index
         return item
 
-    def _load(
-        self, manifest: ManifestImages, index: int, augment: np.random.Generator
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        entry = manifest[index]
+    def _load(self, entry: BoxImage, augment: np.random.Generator
+              ) -> tuple[torch.Tensor, torch.Tensor]:
         width, height = resized_size(entry.width, entry.height, self.resize)
         crop = self.crop
         left = int(augment.integers(0, width - crop + 1))
@@ -331,8 +209,8 @@ class UnpairedBoxDataset(Dataset):
         with Image.open(entry.path) as image:
             if image.size != (entry.width, entry.height):
                 raise ValueError(
-                    f"{entry.path}: image is {image.size[0]}x{image.size[1]} but "
-                    f"{manifest.manifest} says {entry.width}x{entry.height}; re-run prepare"
+                    f"{entry.path}: image is {image.size[0]}x{image.size[1]} but its record says "
+                    f"{entry.width}x{entry.height}; re-run prepare"
                 )
             # JPEG only: decode at a reduced DCT scale that is still >= the resized size.
             image.draft("RGB", (width, height))

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -39,7 +40,7 @@ from torchvision.utils import make_grid, save_image
 from tqdm import tqdm
 
 from mguit.config import TranslatorConfig
-from mguit.data import IterationSampler, UnpairedBoxDataset
+from mguit.data import BoxImage, IterationSampler, UnpairedBoxDataset
 from mguit.distributed import distributed_context, resolve_device
 from mguit.model import MGUIT
 
@@ -142,11 +143,11 @@ def read_checkpoint(path: Path) -> dict:
 
 
 class Trainer:
-    """Trains :class:`MGUIT` on two COCO manifests.
+    """Trains :class:`MGUIT` on two domains' images and boxes.
 
     Args:
         cfg: the translator config.
-        source_manifest, target_manifest: COCO manifests of the two training sets.
+        source, target: the two training sets, a :class:`mguit.data.BoxImage` per image.
         out_dir: where checkpoints, TensorBoard logs and samples go.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``; under torchrun with CUDA each rank uses
             ``cuda:LOCAL_RANK``.
@@ -154,8 +155,8 @@ class Trainer:
         progress: show a tqdm bar (rank 0).
     """
 
-    def __init__(self, cfg: TranslatorConfig, source_manifest: str | Path,
-                 target_manifest: str | Path, out_dir: str | Path, device: str = "auto",
+    def __init__(self, cfg: TranslatorConfig, source: Sequence[BoxImage],
+                 target: Sequence[BoxImage], out_dir: str | Path, device: str = "auto",
                  seed: int = 0, progress: bool = True):
         self.cfg = cfg
         self.out_dir = Path(out_dir)
@@ -167,7 +168,7 @@ class Trainer:
         self.seed = seed
         t = cfg.train
         groups = list(cfg.memory.items)
-        self.dataset = UnpairedBoxDataset(source_manifest, target_manifest, groups,
+        self.dataset = UnpairedBoxDataset(source, target, groups,
                                           resize=t.resize, crop=t.crop, flip=t.flip, seed=seed)
         per_iteration = t.batch_size * self.world_size
         self.total_iterations = t.iterations or t.epochs * math.ceil(len(self.dataset)

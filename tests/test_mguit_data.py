@@ -1,4 +1,5 @@
-"""mguit.data: manifest reading, class masks, the unpaired dataset and the iteration sampler."""
+"""mguit.data: class masks, the unpaired dataset and the iteration sampler; and the records the
+train_translator stage builds for it from a manifest."""
 
 from __future__ import annotations
 
@@ -13,14 +14,16 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from torch.utils.data._utils.collate import default_collate
 
+from detection.errors import DetectionError
+from detection.manifest import load_manifest
 from mguit.data import (
     IterationSampler,
     UnpairedBoxDataset,
     class_mask,
     iteration_indices,
-    load_manifest_boxes,
     resized_size,
 )
+from pipeline.stages.train_translator import box_images
 
 GROUPS = ["person", "car", "truck", "bicycle", "background"]
 GROUP_INDEX = {name: i for i, name in enumerate(GROUPS)}
@@ -78,7 +81,12 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
 # ---------------------------------------------------------------------------- manifests
 
 
-def test_load_manifest_boxes_resolves_paths_and_converts_boxes(tmp_path):
+def records(manifest: Path) -> list:
+    """The stage's training records of a manifest (what the trainer is given)."""
+    return box_images(load_manifest(manifest))
+
+
+def test_records_resolve_paths_and_convert_boxes(tmp_path):
     absolute = tmp_path / "elsewhere" / "b.png"
     manifest = write_manifest(
         tmp_path / "data" / "m.json",
@@ -86,11 +94,7 @@ def test_load_manifest_boxes_resolves_paths_and_converts_boxes(tmp_path):
          (str(absolute), 20, 10, [])],
         image_root="../root",  # relative: taken relative to the manifest's folder
     )
-    loaded = load_manifest_boxes(manifest)
-    assert loaded.manifest == manifest
-    assert loaded.categories == ["person", "car", "truck", "bicycle"]
-    assert len(loaded) == 2
-    first, second = loaded[0], loaded[1]
+    first, second = records(manifest)
     assert first.path.resolve() == (tmp_path / "root" / "img" / "a.png").resolve()
     assert (first.width, first.height) == (40, 30)
     np.testing.assert_array_equal(first.boxes, [[1, 2, 11, 7], [0.5, 0.25, 0.5, 3.25]])
@@ -107,11 +111,6 @@ def _break_image(document: dict) -> None:
     del document["images"][0]["width"]
 
 
-def _no_images(document: dict) -> None:
-    document["images"] = []
-    document["annotations"] = []
-
-
 def _no_root(document: dict) -> None:
     document["info"] = {}
 
@@ -121,29 +120,28 @@ def _negative_box(document: dict) -> None:
 
 
 @pytest.mark.parametrize("damage, message", [
-    (_break_annotation, "'bbox' is missing"),
-    (_break_image, "'width' is missing"),
-    (_no_images, "no images"),
+    (_break_annotation, "annotations[0]: 'bbox' is missing"),
+    (_break_image, "images[0]: 'width' is missing"),
     (_no_root, "image_root"),
     (_negative_box, "width, height >= 0"),
 ])
-def test_load_manifest_boxes_rejects_bad_manifests_naming_the_file(tmp_path, damage, message):
+def test_bad_manifests_are_refused_naming_the_file_and_entry(tmp_path, damage, message):
     path = write_manifest(tmp_path / "m.json", [("a.png", 8, 8, [("car", 1, 1, 2, 2)])], tmp_path)
     document = json.loads(path.read_text())
     damage(document)
     path.write_text(json.dumps(document))
-    with pytest.raises(ValueError, match=re.escape(str(path)) + ".*" + re.escape(message)):
-        load_manifest_boxes(path)
+    with pytest.raises(DetectionError, match=re.escape(str(path)) + ".*" + re.escape(message)):
+        load_manifest(path)
 
 
-def test_load_manifest_boxes_missing_or_invalid_file(tmp_path):
+def test_missing_or_invalid_manifest_file(tmp_path):
     missing = tmp_path / "nope.json"
-    with pytest.raises(ValueError, match=re.escape(str(missing)) + ".*not found"):
-        load_manifest_boxes(missing)
+    with pytest.raises(DetectionError, match=re.escape(str(missing)) + ".*does not exist"):
+        load_manifest(missing)
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")
-    with pytest.raises(ValueError, match=re.escape(str(broken))):
-        load_manifest_boxes(broken)
+    with pytest.raises(DetectionError, match=re.escape(str(broken))):
+        load_manifest(broken)
 
 
 # ---------------------------------------------------------------------------- class masks
@@ -243,7 +241,7 @@ def test_crop_and_flip_keep_image_and_mask_aligned_exactly(tmp_path):
     # No resampling (short side == resize), so the mask must equal the coloured pixels exactly.
     source = two_rectangle_image(tmp_path, "s", 60, 40, car=(5, 8, 20, 25), person=(40, 3, 6, 30))
     target = two_rectangle_image(tmp_path, "t", 40, 70, car=(2, 30, 30, 10), person=(30, 5, 4, 9))
-    dataset = UnpairedBoxDataset(source, target, GROUPS, resize=40, crop=24, seed=1)
+    dataset = UnpairedBoxDataset(records(source), records(target), GROUPS, resize=40, crop=24, seed=1)
     seen = {PERSON: 0, CAR: 0}
     for k in range(40):
         item = dataset[k]
@@ -264,7 +262,7 @@ def test_crop_and_flip_keep_image_and_mask_aligned_after_downscaling(tmp_path):
                                  person=(120, 10, 20, 50))
     target = two_rectangle_image(tmp_path, "t", 100, 160, car=(10, 100, 60, 40),
                                  person=(70, 20, 10, 30))
-    dataset = UnpairedBoxDataset(source, target, GROUPS, resize=50, crop=40, seed=2)
+    dataset = UnpairedBoxDataset(records(source), records(target), GROUPS, resize=50, crop=40, seed=2)
     for k in range(30):
         item = dataset[k]
         for domain in "xy":
@@ -281,7 +279,7 @@ def test_non_square_images_are_resized_to_the_short_side(tmp_path, width, height
     y, x = np.mgrid[0:height, 0:width]
     write_png(tmp_path / "ramp.png", np.stack([2 * x, 2 * y, np.zeros_like(x)], axis=-1))
     manifest = write_manifest(tmp_path / "m.json", [("ramp.png", width, height, [])], tmp_path)
-    dataset = UnpairedBoxDataset(manifest, manifest, GROUPS, resize=20, crop=20, flip=False)
+    dataset = UnpairedBoxDataset(records(manifest), records(manifest), GROUPS, resize=20, crop=20, flip=False)
     for k in range(5):
         pixels = to_uint8(dataset[k]["image_x"])
         assert pixels.shape == (20, 20, 3)
@@ -299,7 +297,7 @@ def test_item_types_shapes_and_value_range(tmp_path):
     write_png(tmp_path / "a.png", pixels)
     manifest = write_manifest(tmp_path / "m.json", [("a.png", 40, 30, [("car", 3, 3, 9, 9)])],
                               tmp_path)
-    item = UnpairedBoxDataset(manifest, manifest, GROUPS, resize=30, crop=30)[0]
+    item = UnpairedBoxDataset(records(manifest), records(manifest), GROUPS, resize=30, crop=30)[0]
     for domain in "xy":
         image, mask = item[f"image_{domain}"], item[f"mask_{domain}"]
         assert image.dtype == torch.float32 and image.shape == (3, 30, 30)
@@ -314,7 +312,7 @@ def test_items_are_pure_functions_of_seed_and_index(tmp_path):
     target = uniform_domain(tmp_path, "t", 4)
     rng = np.random.default_rng(0)
     write_png(tmp_path / "s/0.png", rng.integers(0, 256, (20, 30, 3)))  # texture shows crops
-    make = lambda seed=5: UnpairedBoxDataset(source, target, GROUPS, resize=20, crop=12, seed=seed)
+    make = lambda seed=5: UnpairedBoxDataset(records(source), records(target), GROUPS, resize=20, crop=12, seed=seed)
     dataset = make()
     ks = [0, 9, 1, 1000, 9, 4]  # out of order, repeated, far beyond len()
     first = [dataset[k] for k in ks]
@@ -335,7 +333,7 @@ def test_items_are_pure_functions_of_seed_and_index(tmp_path):
 def test_each_epoch_of_a_domain_visits_every_image_once(tmp_path):
     source = uniform_domain(tmp_path, "s", 3)
     target = uniform_domain(tmp_path, "t", 5)
-    dataset = UnpairedBoxDataset(source, target, GROUPS, resize=20, crop=20, seed=7)
+    dataset = UnpairedBoxDataset(records(source), records(target), GROUPS, resize=20, crop=20, seed=7)
     assert len(dataset) == 5
     orders: dict[str, list[tuple[int, ...]]] = {"x": [], "y": []}
     for domain, n in (("x", 3), ("y", 5)):
@@ -361,21 +359,21 @@ def test_dataset_rejects_unknown_classes_and_bad_settings(tmp_path):
     good = write_manifest(tmp_path / "good.json", [("a.png", 10, 10, [])], tmp_path)
     tram = write_manifest(tmp_path / "tram.json", [("a.png", 10, 10, [("tram", 1, 1, 2, 2)])],
                           tmp_path, classes=("car", "tram"))
-    with pytest.raises(ValueError, match=re.escape(str(tram)) + ".*'tram'"):
-        UnpairedBoxDataset(good, tram, GROUPS, resize=10, crop=10)
+    with pytest.raises(ValueError, match="target class 'tram' has no memory group"):
+        UnpairedBoxDataset(records(good), records(tram), GROUPS, resize=10, crop=10)
     with pytest.raises(ValueError, match="crop"):
-        UnpairedBoxDataset(good, good, GROUPS, resize=10, crop=11)
+        UnpairedBoxDataset(records(good), records(good), GROUPS, resize=10, crop=11)
     with pytest.raises(ValueError, match="background"):
-        UnpairedBoxDataset(good, good, ["car", "person", "truck", "bicycle"], resize=10, crop=10)
+        UnpairedBoxDataset(records(good), records(good), ["car", "person", "truck", "bicycle"], resize=10, crop=10)
     with pytest.raises(IndexError):
-        UnpairedBoxDataset(good, good, GROUPS, resize=10, crop=10)[-1]
+        UnpairedBoxDataset(records(good), records(good), GROUPS, resize=10, crop=10)[-1]
 
 
 def test_dataset_rejects_image_whose_size_differs_from_the_manifest(tmp_path):
     write_png(tmp_path / "a.png", np.zeros((10, 12, 3)))
     manifest = write_manifest(tmp_path / "m.json", [("a.png", 10, 10, [])], tmp_path)
-    dataset = UnpairedBoxDataset(manifest, manifest, GROUPS, resize=10, crop=10)
-    with pytest.raises(ValueError, match="12x10 but .*m.json says 10x10"):
+    dataset = UnpairedBoxDataset(records(manifest), records(manifest), GROUPS, resize=10, crop=10)
+    with pytest.raises(ValueError, match="12x10 but its record says 10x10"):
         dataset[0]
 
 
@@ -401,7 +399,7 @@ def test_sampler_ranks_are_disjoint_and_cover_the_single_process_stream():
 def test_dataloader_with_workers_gives_the_items_of_the_indices(tmp_path):
     source = uniform_domain(tmp_path, "s", 3)
     target = uniform_domain(tmp_path, "t", 2)
-    dataset = UnpairedBoxDataset(source, target, GROUPS, resize=20, crop=16, seed=3)
+    dataset = UnpairedBoxDataset(records(source), records(target), GROUPS, resize=20, crop=16, seed=3)
     sampler = IterationSampler(5, 2, rank=1, world_size=2, end_iteration=8)
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=2)
     batches = list(loader)

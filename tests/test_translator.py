@@ -60,11 +60,25 @@ def write_domain(root: Path, name: str, colour: tuple[int, int, int], n: int, se
     return manifest
 
 
+def domain_records(manifest: Path) -> list:
+    """What the train_translator stage gives the trainer for a manifest."""
+    from detection.manifest import load_manifest
+    from pipeline.stages.train_translator import box_images
+
+    return box_images(load_manifest(manifest))
+
+
 @pytest.fixture(scope="module")
-def manifests(tmp_path_factory) -> tuple[Path, Path]:
+def manifest_paths(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("domains")
     return (write_domain(root, "source", (200, 40, 40), 4, 0),
             write_domain(root, "target", (40, 40, 200), 4, 1))
+
+
+@pytest.fixture(scope="module")
+def manifests(manifest_paths) -> tuple[list, list]:
+    """The two domains' training records (a red and a blue domain of 4 images each)."""
+    return domain_records(manifest_paths[0]), domain_records(manifest_paths[1])
 
 
 def random_batch(b: int = 2, size: int = 32) -> dict[str, torch.Tensor]:
@@ -294,9 +308,10 @@ DDP_SCRIPT = textwrap.dedent("""
     import torch.distributed as dist
     from pathlib import Path
     sys.path.insert(0, {tests!r})
-    from test_translator import tiny_config
+    from test_translator import domain_records, tiny_config
     from mguit.trainer import Trainer
-    trainer = Trainer(tiny_config(iterations=2, batch_size=1), {src!r}, {tgt!r},
+    trainer = Trainer(tiny_config(iterations=2, batch_size=1), domain_records(Path({src!r})),
+                      domain_records(Path({tgt!r})),
                       out_dir=Path({out!r}), device="cpu", progress=False)
     trainer.train()
     state = torch.cat([trainer.model.memory.keys.flatten(), trainer.model.memory.values.flatten(),
@@ -311,10 +326,10 @@ DDP_SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.slow
-def test_two_process_gloo_training_keeps_ranks_identical(tmp_path, manifests):
+def test_two_process_gloo_training_keeps_ranks_identical(tmp_path, manifest_paths):
     script = tmp_path / "ddp.py"
-    script.write_text(DDP_SCRIPT.format(tests=str(Path(__file__).parent), src=str(manifests[0]),
-                                        tgt=str(manifests[1]), out=str(tmp_path / "run")))
+    script.write_text(DDP_SCRIPT.format(tests=str(Path(__file__).parent), src=str(manifest_paths[0]),
+                                        tgt=str(manifest_paths[1]), out=str(tmp_path / "run")))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
                              "--master_port=29517", str(script)], capture_output=True, text=True,

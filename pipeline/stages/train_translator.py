@@ -11,20 +11,38 @@ import logging
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from detection.manifest import Manifest
+    from mguit.data import BoxImage
     from pipeline.context import RunContext
 
 logger = logging.getLogger(__name__)
 
 
 def run(ctx: RunContext) -> dict:
+    from detection.errors import DetectionError
+    from detection.manifest import load_manifest
     from mguit.trainer import CheckpointError, Trainer  # torch only when a stage needs it
     from pipeline.context import StageError
     from pipeline.rundir import translator_dir
 
     cfg = ctx.config
     out_dir = translator_dir(ctx.run_dir)
-    trainer = Trainer(cfg.translator, ctx.manifest("source_train"), ctx.manifest("target_train"),
-                      out_dir, device=cfg.run.device, seed=cfg.run.seed)
+    groups = set(cfg.translator.memory.items)
+    domains = []
+    for split in ("source_train", "target_train"):
+        try:
+            manifest = load_manifest(ctx.manifest(split))
+        except DetectionError as exc:
+            raise StageError(f"train_translator: {exc}") from None
+        if not manifest.images:
+            raise StageError(f"{manifest.path}: has no images to train on")
+        unknown = [name for name in manifest.classes if name not in groups]
+        if unknown:
+            raise StageError(f"{manifest.path}: class {unknown[0]!r} has no memory items; "
+                             "translator.memory.items must list every class of data.classes")
+        domains.append(box_images(manifest))
+    trainer = Trainer(cfg.translator, *domains, out_dir, device=cfg.run.device,
+                      seed=cfg.run.seed)
     logger.info("training MGUIT for %d iterations on %s (batch %d, %d source / %d target "
                 "images); TensorBoard: tensorboard --logdir %s", trainer.total_iterations,
                 trainer.device, cfg.translator.train.batch_size, len(trainer.dataset.source),
@@ -35,3 +53,14 @@ def run(ctx: RunContext) -> dict:
         raise StageError(f"train_translator: {exc}") from None
     return {"iterations": trainer.iteration,
             "final_losses": {k: round(v, 5) for k, v in losses.items()}}
+
+
+def box_images(manifest: Manifest) -> list[BoxImage]:
+    """The translator's training records of a manifest: image path, size, boxes, class names."""
+    import numpy as np
+
+    from mguit.data import BoxImage
+
+    return [BoxImage(manifest.image_path(image), image["width"], image["height"],
+                     np.asarray(boxes, dtype=np.float64).reshape(-1, 4), labels)
+            for image, (boxes, labels) in zip(manifest.images, manifest.boxes_of_images())]
