@@ -1,10 +1,21 @@
-"""COCO manifests as the detectors read them: loading, image paths, checks with clear errors.
+"""COCO manifests, the project's one interchange format: written, read and checked here.
 
 A manifest is a COCO detection JSON file (the pipeline's ``prepare`` and ``translate`` stages
-write them) with the folder its ``file_name`` entries are relative to in ``info.image_root``;
-a relative ``image_root`` (``"."`` for a translated set) is relative to the manifest's folder.
-Category ids are 1..K in the order of the experiment's classes, in every manifest of a run.
-This module reads them with :mod:`json` only, so the package stays independent of the pipeline.
+write them with :func:`write_manifest`)::
+
+    {"info": {"image_root": "/abs/path", ...},
+     "images": [{"id": 1, "file_name": "image_2/000000.png", "width": 1242, "height": 375,
+                 ...extra fields of the record, e.g. "frame_id"}],
+     "annotations": [{"id": 1, "image_id": 1, "category_id": 2, "bbox": [x, y, w, h],
+                      "area": w * h, "iscrowd": 0}],
+     "categories": [{"id": 1, "name": "person"}, ...]}
+
+``bbox`` is ``[x, y, width, height]`` in pixels. An image is at ``image_root / file_name``; an
+absolute ``file_name`` is used as it is, and a relative ``image_root`` (``"."`` for a translated
+set) is relative to the manifest's folder. Category ids are 1..K in the order of the
+experiment's classes, in every manifest of a run, so every detector trained on one agrees on
+them. This module reads them with :mod:`json` only, so the package stays independent of the
+pipeline.
 
 It is also the one home of atomic file writes (:func:`write_bytes`, :func:`write_text`,
 :func:`write_json`, :func:`torch_save`): a reader sees the old file or the new one, never a part
@@ -18,12 +29,16 @@ import math
 import os
 import secrets
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from detection.errors import DetectionError
+
+# Decimals kept in bbox and area: enough for any pixel grid, and it keeps float noise such as
+# 26.110000000000014 out of the files.
+_DECIMALS = 4
 
 
 @dataclass
@@ -35,6 +50,7 @@ class Manifest:
     images: list[dict]
     annotations: list[dict]
     categories: list[dict]
+    info: dict = field(default_factory=dict)
 
     @property
     def classes(self) -> list[str]:
@@ -44,6 +60,13 @@ class Manifest:
     def image_path(self, image: dict) -> Path:
         """Absolute path of an entry of :attr:`images` (an absolute ``file_name`` is kept)."""
         return self.image_root / image["file_name"]
+
+    def annotations_by_image(self) -> dict[int, list[dict]]:
+        """Image id -> its annotations (in file order); every image has an entry."""
+        grouped: dict[int, list[dict]] = {image["id"]: [] for image in self.images}
+        for annotation in self.annotations:
+            grouped[annotation["image_id"]].append(annotation)
+        return grouped
 
     def boxes_of_images(self) -> list[tuple[list[list[float]], list[str]]]:
         """Per entry of :attr:`images`, in order: its boxes as ``[x0, y0, x1, y1]`` in pixels and
@@ -72,61 +95,80 @@ class Manifest:
                 "boxes": {**per_class, "total": sum(per_class.values())}}
 
 
-def load_manifest(path: str | Path, classes: Sequence[str] | None = None) -> Manifest:
-    """Read a manifest; with ``classes``, check that its categories are exactly those, as ids
-    1..K in that order. Raises :class:`DetectionError` naming the file."""
+def load_manifest(path: str | Path, classes: Sequence[str] | None = None,
+                  image_root: str | Path | None = None) -> Manifest:
+    """Read and check a manifest (:func:`check_coco`, and boxes of non-negative size); with
+    ``classes``, check that its categories are exactly those, as ids 1..K in that order.
+    ``image_root`` replaces the one stored in ``info``. Raises :class:`DetectionError` naming
+    the file and the entry."""
     path = Path(os.path.abspath(path))
     data = read_json(path, "manifest does not exist", "not a readable COCO JSON file")
-    if not isinstance(data, dict) or not all(isinstance(data.get(k), list)
-                                             for k in ("images", "annotations", "categories")):
-        raise DetectionError(f"{path}: not a COCO detection file (needs lists 'images', "
-                             "'annotations' and 'categories')")
-    info = data.get("info") if isinstance(data.get("info"), dict) else {}
-    root = info.get("image_root")
+    images, annotations, categories = check_coco(data, path)
+    for index, annotation in enumerate(annotations):
+        if annotation["bbox"][2] < 0 or annotation["bbox"][3] < 0:
+            raise DetectionError(f"{path}: annotations[{index}]: bbox must be [x, y, width, "
+                                 f"height] with width, height >= 0, got {annotation['bbox']}")
+    info = data.get("info", {})
+    if not isinstance(info, dict):
+        raise DetectionError(f"{path}: 'info' must be a JSON object")
+    root = info.get("image_root") if image_root is None else str(image_root)
     if not isinstance(root, str):
         raise DetectionError(f"{path}: has no info.image_root (the folder that file names are "
-                             "relative to); write manifests with the pipeline's prepare stage")
-    _check_entries(path, data)
-    manifest = Manifest(path=path, image_root=path.parent / root, images=data["images"],
-                        annotations=data["annotations"], categories=data["categories"])
+                             "relative to); write manifests with write_manifest (the pipeline's "
+                             "prepare stage does)")
+    manifest = Manifest(path=path, image_root=path.parent / root, images=images,
+                        annotations=annotations, categories=categories, info=info)
     if classes is not None:
         check_classes(manifest, classes)
     return manifest
 
 
-def _check_entries(path: Path, data: dict) -> None:
-    """Every entry has the fields a reader relies on, of the right type; ids are unique and
-    referenced ids exist; boxes are four finite numbers of non-negative size."""
-    category_ids = set()
-    for index, category in enumerate(data["categories"]):
+def check_coco(data: object, path: Path) -> tuple[list[dict], list[dict], list[dict]]:
+    """Check the structure of any COCO detection document; return its images, annotations and
+    categories. Images: unique integer ``id``, ``file_name``, positive integer ``width`` and
+    ``height``; categories: unique integer ``id`` and a ``name``; annotations: an existing
+    ``image_id`` and ``category_id`` and a ``bbox`` of 4 finite numbers. Raises
+    :class:`DetectionError` naming the file and the entry."""
+    if not isinstance(data, dict):
+        raise DetectionError(f"{path}: is not a COCO detection file: the top level must be an "
+                             "object")
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data.get(key), list):
+            raise DetectionError(f"{path}: is not a COCO detection file: {key!r} is missing or "
+                                 "not a list")
+    images, annotations, categories = data["images"], data["annotations"], data["categories"]
+    category_ids: set[int] = set()
+    for index, category in enumerate(categories):
         where = f"categories[{index}]"
-        category_ids.add(_field(category, "id", int, path, where))
         _field(category, "name", str, path, where)
-    image_ids = set()
-    for index, image in enumerate(data["images"]):
+        if _field(category, "id", int, path, where) in category_ids:
+            raise DetectionError(f"{path}: {where}: category id {category['id']} appears twice")
+        category_ids.add(category["id"])
+    image_ids: set[int] = set()
+    for index, image in enumerate(images):
         where = f"images[{index}]"
-        image_id = _field(image, "id", int, path, where)
         _field(image, "file_name", str, path, where)
-        if _field(image, "width", int, path, where) <= 0 or \
-                _field(image, "height", int, path, where) <= 0:
-            raise DetectionError(f"{path}: {where}: width and height must be positive")
-        if image_id in image_ids:
-            raise DetectionError(f"{path}: {where}: image id {image_id} appears twice")
-        image_ids.add(image_id)
-    for index, annotation in enumerate(data["annotations"]):
+        for key in ("width", "height"):
+            if _field(image, key, int, path, where) <= 0:
+                raise DetectionError(f"{path}: {where}: {key!r} must be positive, got "
+                                     f"{image[key]}")
+        if _field(image, "id", int, path, where) in image_ids:
+            raise DetectionError(f"{path}: {where}: image id {image['id']} appears twice")
+        image_ids.add(image["id"])
+    for index, annotation in enumerate(annotations):
         where = f"annotations[{index}]"
         if _field(annotation, "image_id", int, path, where) not in image_ids:
             raise DetectionError(f"{path}: {where}: image_id {annotation['image_id']} is not in "
                                  "'images'")
         if _field(annotation, "category_id", int, path, where) not in category_ids:
             raise DetectionError(f"{path}: {where}: category_id {annotation['category_id']} is "
-                                 "not in 'categories'")
+                                 f"not in 'categories' (ids there: {sorted(category_ids)})")
         bbox = _field(annotation, "bbox", list, path, where)
-        if (len(bbox) != 4 or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                      and math.isfinite(v) for v in bbox)
-                or bbox[2] < 0 or bbox[3] < 0):
-            raise DetectionError(f"{path}: {where}: bbox must be [x, y, width, height] with "
-                                 f"width, height >= 0, got {str(bbox)[:60]}")
+        if len(bbox) != 4 or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                     and math.isfinite(v) for v in bbox):
+            raise DetectionError(f"{path}: {where}: 'bbox' must be 4 finite numbers [x, y, "
+                                 f"width, height], got {str(bbox)[:60]}")
+    return images, annotations, categories
 
 
 def _field(entry: object, key: str, kind: type, path: Path, where: str) -> Any:
@@ -136,8 +178,94 @@ def _field(entry: object, key: str, kind: type, path: Path, where: str) -> Any:
         raise DetectionError(f"{path}: {where}: {key!r} is missing")
     value = entry[key]
     if not isinstance(value, kind) or isinstance(value, bool):
-        raise DetectionError(f"{path}: {where}: {key!r} must be a {kind.__name__}, got "
+        raise DetectionError(f"{path}: {where}: {key!r} must be of type {kind.__name__}, got "
                              f"{str(value)[:60]!r}")
+    return value
+
+
+def write_manifest(
+    path: str | Path,
+    records: Iterable[Any],
+    classes: Sequence[str],
+    image_root: str | Path,
+    info: dict | None = None,
+    stored_root: str | None = None,
+) -> dict:
+    """Write ``records`` as a manifest at ``path`` (atomically) and return counts.
+
+    A record has ``path``, ``width``, ``height``, ``boxes`` (each with ``x0, y0, x1, y1`` in
+    pixels and a ``category`` name) and ``extra`` (a dict of fields for its image entry), as the
+    pipeline's ``ImageRecord``.
+
+    Records are consumed one at a time and only their small dicts are kept. Image ids are
+    1..N in record order. ``file_name`` is the record's path relative to ``image_root``, or
+    absolute when it lies outside it. The record's ``extra`` fields are added to its image entry
+    (``Path`` values as strings). ``info`` is stored with ``image_root`` added: the absolute
+    ``image_root``, or ``stored_root`` when given (e.g. ``"."`` for a dataset whose images live
+    beside the manifest, which keeps the folder movable). Nothing time-dependent is written, so
+    the same input gives the same bytes (stage hashes rely on it).
+
+    Returns ``{"images": N, "annotations": M, "boxes_per_class": {class: count}}``.
+    """
+    if len(set(classes)) != len(classes):
+        raise ValueError(f"class names must be unique, got {list(classes)}")
+    category_ids = {name: index for index, name in enumerate(classes, start=1)}
+    image_root = Path(os.path.abspath(image_root))
+    images: list[dict] = []
+    annotations: list[dict] = []
+    per_class = dict.fromkeys(classes, 0)
+    for image_id, record in enumerate(records, start=1):
+        entry = {
+            "id": image_id,
+            "file_name": _file_name(Path(os.path.abspath(record.path)), image_root),
+            "width": record.width,
+            "height": record.height,
+        }
+        for key, value in record.extra.items():
+            if key in entry:
+                raise ValueError(f"{record.path}: extra field {key!r} clashes with a COCO field")
+            entry[key] = _json_value(key, value)
+        images.append(entry)
+        for box in record.boxes:
+            if box.category not in category_ids:
+                raise ValueError(
+                    f"{record.path}: box class {box.category!r} is not one of the classes "
+                    f"{list(classes)}; every class map value must be one of them (or null)"
+                )
+            x, y, w, h = (round(v, _DECIMALS) for v in
+                          (box.x0, box.y0, box.x1 - box.x0, box.y1 - box.y0))
+            annotations.append({
+                "id": len(annotations) + 1,
+                "image_id": image_id,
+                "category_id": category_ids[box.category],
+                "bbox": [x, y, w, h],
+                "area": round(w * h, _DECIMALS),
+                "iscrowd": 0,
+            })
+            per_class[box.category] += 1
+    document = {
+        "info": {**(info or {}), "image_root": stored_root or image_root.as_posix()},
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": i, "name": name} for name, i in category_ids.items()],
+    }
+    write_text(path, json.dumps(document, allow_nan=False))
+    return {"images": len(images), "annotations": len(annotations), "boxes_per_class": per_class}
+
+
+def _file_name(path: Path, image_root: Path) -> str:
+    if path.is_relative_to(image_root):
+        return path.relative_to(image_root).as_posix()
+    return path.as_posix()
+
+
+def _json_value(key: str, value: object) -> object:
+    if isinstance(value, Path):
+        return str(value)
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        raise TypeError(f"extra field {key!r} is not JSON-serialisable: {value!r}") from None
     return value
 
 
@@ -189,7 +317,10 @@ def read_json(path: Path, missing: str, unreadable: str) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DetectionError(f"{path}: {missing}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except json.JSONDecodeError as exc:
+        raise DetectionError(f"{path}:{exc.lineno}: is not valid JSON: {exc.msg} (column "
+                             f"{exc.colno}); fix the file or write it again") from None
+    except (OSError, UnicodeDecodeError) as exc:
         raise DetectionError(f"{path}: {unreadable} ({exc})") from None
 
 

@@ -72,7 +72,7 @@ def test_manifest_round_trip(manifest_path, tmp_path):
     root = tmp_path / "kitti"
     assert manifest.image_root == root
     assert manifest.info == {"split": "train", "image_root": root.as_posix()}
-    assert manifest.class_names == CLASSES
+    assert manifest.classes == CLASSES
     assert manifest.categories[1] == {"id": 2, "name": "car"}
     assert [img["id"] for img in manifest.images] == [1, 2, 3]
     first = manifest.images[0]
@@ -202,7 +202,7 @@ def test_invalid_json_names_the_line(manifest_path):
 
 
 def test_missing_manifest(tmp_path):
-    with pytest.raises(DatasetError, match="m.json: file does not exist"):
+    with pytest.raises(DatasetError, match="m.json: manifest does not exist"):
         read_manifest(tmp_path / "m.json")
 
 

@@ -1,35 +1,24 @@
-"""COCO detection JSON: the project's manifest format, and a reader for any COCO dataset.
+"""COCO detection JSON: reading any COCO dataset into records, and manifests for the stages.
 
 Every dataset is converted once, by the ``prepare`` stage, into a *manifest*: a COCO detection
-file that the translator and the detectors read (Detectron2 registers it as it is). Layout::
-
-    {"info": {"image_root": "/abs/path", ...},
-     "images": [{"id": 1, "file_name": "image_2/000000.png", "width": 1242, "height": 375,
-                 ...extra fields of the record, e.g. "frame_id"}],
-     "annotations": [{"id": 1, "image_id": 1, "category_id": 2, "bbox": [x, y, w, h],
-                      "area": w * h, "iscrowd": 0}],
-     "categories": [{"id": 1, "name": "person"}, ...]}
-
-``bbox`` is ``[x, y, width, height]`` in pixels. An image is at ``image_root / file_name``;
-an absolute ``file_name`` is used as it is. ``image_root`` is stored absolute (a relative one,
-written by hand, is taken relative to the manifest's folder). Category ids are 1..K in the order
-of the experiment's class list, so every manifest of a run, and every detector trained on one,
-agrees on them.
+file that the translator and the detectors read (Detectron2 registers it as it is). Manifests
+are written, read and checked in one place, :mod:`detection.manifest` (the layout is described
+there); :func:`read_manifest` reads one with the pipeline's :class:`DatasetError`.
 
 :func:`read_coco` reads any COCO detection dataset (e.g. INIT) into :class:`ImageRecord` objects,
-mapping category *names* through the class map like the other readers.
+mapping category *names* through the class map like the other readers; its structure is checked
+by :func:`detection.manifest.check_coco`.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import os
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+import re
+from collections.abc import Iterator
 from pathlib import Path
 
-from detection.manifest import write_text
+from detection.errors import DetectionError
+from detection.manifest import Manifest, check_coco, load_manifest, write_manifest
 from pipeline.formats.common import (
     BadInputLog,
     Box,
@@ -42,153 +31,23 @@ from pipeline.formats.common import (
     sanitize_box,
 )
 
-# Decimals kept in bbox and area: enough for any pixel grid, and it keeps float noise such as
-# 26.110000000000014 out of the files.
-_DECIMALS = 4
-
-
-@dataclass
-class Manifest:
-    """A checked COCO detection file: its lists as they are in the JSON, and the image root."""
-
-    path: Path
-    image_root: Path
-    images: list[dict]
-    annotations: list[dict]
-    categories: list[dict]
-    info: dict = field(default_factory=dict)
-
-    def image_path(self, image: dict) -> Path:
-        """Absolute path of an entry of :attr:`images`."""
-        return _resolve(self.image_root, image["file_name"])
-
-    def annotations_by_image(self) -> dict[int, list[dict]]:
-        """Image id -> its annotations (in file order); every image has an entry."""
-        grouped: dict[int, list[dict]] = {image["id"]: [] for image in self.images}
-        for annotation in self.annotations:
-            grouped[annotation["image_id"]].append(annotation)
-        return grouped
-
-    @property
-    def class_names(self) -> list[str]:
-        """Category names in category id order (the experiment's class list)."""
-        return [c["name"] for c in sorted(self.categories, key=lambda c: c["id"])]
-
-
-def _resolve(image_root: Path, file_name: str) -> Path:
-    path = Path(file_name)
-    return path if path.is_absolute() else image_root / path
-
-
-def write_manifest(
-    path: str | Path,
-    records: Iterable[ImageRecord],
-    classes: Sequence[str],
-    image_root: str | Path,
-    info: dict | None = None,
-    stored_root: str | None = None,
-) -> dict:
-    """Write ``records`` as a manifest at ``path`` (atomically) and return counts.
-
-    Records are consumed one at a time and only their small dicts are kept. Image ids are
-    1..N in record order. ``file_name`` is the record's path relative to ``image_root``, or
-    absolute when it lies outside it. The record's ``extra`` fields are added to its image entry
-    (``Path`` values as strings). ``info`` is stored with ``image_root`` added: the absolute
-    ``image_root``, or ``stored_root`` when given (e.g. ``"."`` for a dataset whose images live
-    beside the manifest, which keeps the folder movable). Nothing time-dependent is written, so
-    the same input gives the same bytes (stage hashes rely on it).
-
-    Returns ``{"images": N, "annotations": M, "boxes_per_class": {class: count}}``.
-    """
-    if len(set(classes)) != len(classes):
-        raise ValueError(f"class names must be unique, got {list(classes)}")
-    category_ids = {name: index for index, name in enumerate(classes, start=1)}
-    image_root = Path(os.path.abspath(image_root))
-    images: list[dict] = []
-    annotations: list[dict] = []
-    per_class = dict.fromkeys(classes, 0)
-    for image_id, record in enumerate(records, start=1):
-        entry = {
-            "id": image_id,
-            "file_name": _file_name(Path(os.path.abspath(record.path)), image_root),
-            "width": record.width,
-            "height": record.height,
-        }
-        for key, value in record.extra.items():
-            if key in entry:
-                raise ValueError(f"{record.path}: extra field {key!r} clashes with a COCO field")
-            entry[key] = _json_value(key, value)
-        images.append(entry)
-        for box in record.boxes:
-            if box.category not in category_ids:
-                raise ValueError(
-                    f"{record.path}: box class {box.category!r} is not one of the classes "
-                    f"{list(classes)}; every class map value must be one of them (or null)"
-                )
-            x, y, w, h = (round(v, _DECIMALS) for v in box.to_xywh())
-            annotations.append({
-                "id": len(annotations) + 1,
-                "image_id": image_id,
-                "category_id": category_ids[box.category],
-                "bbox": [x, y, w, h],
-                "area": round(w * h, _DECIMALS),
-                "iscrowd": 0,
-            })
-            per_class[box.category] += 1
-    document = {
-        "info": {**(info or {}), "image_root": stored_root or image_root.as_posix()},
-        "images": images,
-        "annotations": annotations,
-        "categories": [{"id": i, "name": name} for name, i in category_ids.items()],
-    }
-    write_text(path, json.dumps(document, allow_nan=False))
-    return {"images": len(images), "annotations": len(annotations), "boxes_per_class": per_class}
-
-
-def _file_name(path: Path, image_root: Path) -> str:
-    if path.is_relative_to(image_root):
-        return path.relative_to(image_root).as_posix()
-    return path.as_posix()
-
-
-def _json_value(key: str, value: object) -> object:
-    if isinstance(value, Path):
-        return str(value)
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError):
-        raise TypeError(f"extra field {key!r} is not JSON-serialisable: {value!r}") from None
-    return value
-
 
 def read_manifest(path: str | Path, image_root: str | Path | None = None) -> Manifest:
-    """Read and check a manifest. ``image_root`` overrides the one stored in ``info``.
+    """:func:`detection.manifest.load_manifest` with the pipeline's error: a manifest is read
+    and checked in one place, and the stages report its problems as bad data."""
+    try:
+        return load_manifest(path, image_root=image_root)
+    except DetectionError as exc:
+        raise _dataset_error(Path(os.path.abspath(path)), exc) from None
 
-    Raises :class:`DatasetError` naming the file and the offending entry for anything that is
-    not a well-formed COCO detection file (see :func:`read_coco` for the checks).
-    """
-    path = Path(os.path.abspath(path))
-    data = read_json(path)
-    images, annotations, categories = _check(data, path)
-    info = data.get("info", {})
-    if not isinstance(info, dict):
-        raise DatasetError(path, "'info' must be a JSON object")
-    if image_root is None:
-        image_root = info.get("image_root")
-        if not isinstance(image_root, str):
-            raise DatasetError(
-                path,
-                "has no info.image_root (the folder file names are relative to); write it with "
-                "write_manifest, or read it with an explicit image root",
-            )
-    return Manifest(
-        path=path,
-        image_root=path.parent / image_root,  # an absolute root replaces path.parent
-        images=images,
-        annotations=annotations,
-        categories=categories,
-        info=info,
-    )
+
+def _dataset_error(path: Path, exc: DetectionError) -> DatasetError:
+    """The same message as a :class:`DatasetError` of ``path`` (with its line, if it has one)."""
+    match = re.match(rf"{re.escape(str(path))}(?::(\d+))?: (.*)", str(exc), re.DOTALL)
+    if match is None:
+        return DatasetError(path, str(exc))
+    return DatasetError(path, match.group(2),
+                        line=int(match.group(1)) if match.group(1) else None)
 
 
 def read_coco(
@@ -217,7 +76,10 @@ def read_coco(
     check_policies(on_unknown_label, on_bad_box)
     json_path = Path(os.path.abspath(json_path))
     data = read_json(json_path)
-    images, annotations, categories = _check(data, json_path)
+    try:
+        images, annotations, categories = check_coco(data, json_path)
+    except DetectionError as exc:
+        raise _dataset_error(json_path, exc) from None
     return _records(
         json_path, Path(os.path.abspath(image_root)), images, annotations, categories,
         class_map, on_unknown_label, on_bad_box, log, verify_images, min_box_size,
@@ -242,7 +104,7 @@ def _records(
     for index, annotation in enumerate(annotations):
         by_image[annotation["image_id"]].append((index, annotation))
     for image in images:
-        path = _resolve(image_root, image["file_name"])
+        path = image_root / image["file_name"]   # an absolute file_name replaces the root
         width, height = image["width"], image["height"]
         if verify_images:
             actual = read_image_size(path, verify=True)
@@ -283,75 +145,3 @@ def _records(
             boxes=boxes,
             extra={"coco_image_id": image["id"]},
         )
-
-
-def _check(data: object, path: Path) -> tuple[list[dict], list[dict], list[dict]]:
-    """Check the structure of a COCO detection file; return its images, annotations, categories."""
-    if not isinstance(data, dict):
-        raise DatasetError(path, "is not a COCO detection file: the top level must be an object")
-    for key in ("images", "annotations", "categories"):
-        if not isinstance(data.get(key), list):
-            raise DatasetError(
-                path, f"is not a COCO detection file: {key!r} is missing or not a list"
-            )
-    images, annotations, categories = data["images"], data["annotations"], data["categories"]
-
-    category_ids: set[int] = set()
-    for index, category in enumerate(categories):
-        where = f"categories[{index}]"
-        _require(category, "id", int, path, where)
-        _require(category, "name", str, path, where)
-        if category["id"] in category_ids:
-            raise DatasetError(path, f"{where}: category id {category['id']} appears twice")
-        category_ids.add(category["id"])
-
-    image_ids: set[int] = set()
-    for index, image in enumerate(images):
-        where = f"images[{index}]"
-        _require(image, "id", int, path, where)
-        _require(image, "file_name", str, path, where)
-        for key in ("width", "height"):
-            _require(image, key, int, path, where)
-            if image[key] <= 0:
-                raise DatasetError(path, f"{where}: {key!r} must be positive, got {image[key]}")
-        if image["id"] in image_ids:
-            raise DatasetError(path, f"{where}: image id {image['id']} appears twice")
-        image_ids.add(image["id"])
-
-    for index, annotation in enumerate(annotations):
-        where = f"annotations[{index}]"
-        _require(annotation, "image_id", int, path, where)
-        _require(annotation, "category_id", int, path, where)
-        _require(annotation, "bbox", list, path, where)
-        if annotation["image_id"] not in image_ids:
-            raise DatasetError(
-                path, f"{where}: image_id {annotation['image_id']} is not in 'images'"
-            )
-        if annotation["category_id"] not in category_ids:
-            raise DatasetError(
-                path,
-                f"{where}: category_id {annotation['category_id']} is not in 'categories' "
-                f"(ids there: {sorted(category_ids)})",
-            )
-        bbox = annotation["bbox"]
-        if len(bbox) != 4 or not all(_is_number(v) and math.isfinite(v) for v in bbox):
-            raise DatasetError(
-                path, f"{where}: 'bbox' must be 4 finite numbers [x, y, width, height], got {bbox}"
-            )
-    return images, annotations, categories
-
-
-def _require(entry: object, key: str, kind: type, path: Path, where: str) -> None:
-    if not isinstance(entry, dict):
-        raise DatasetError(path, f"{where} must be a JSON object, got {entry!r:.60}")
-    if key not in entry:
-        raise DatasetError(path, f"{where}: {key!r} is missing")
-    value = entry[key]
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise DatasetError(
-            path, f"{where}: {key!r} must be of type {kind.__name__}, got {value!r:.60}"
-        )
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)

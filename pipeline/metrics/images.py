@@ -92,7 +92,7 @@ def read_image_set(path: str | Path) -> ImageSet:
                                sample=sample if isinstance(sample, int) else 0))
     if not items:
         raise DatasetError(path, "lists no images")
-    return ImageSet(path, tuple(items), tuple(manifest.class_names))
+    return ImageSet(path, tuple(items), tuple(manifest.classes))
 
 
 def _read_folder(folder: Path) -> ImageSet:

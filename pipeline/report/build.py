@@ -220,7 +220,7 @@ def _grid(ctx: RunContext, files: RunFiles, out: Path,
     if not keys:
         return None
     translated = read_manifest(files.translated_annotations)
-    classes = translated.class_names
+    classes = translated.classes
     names = {c["id"]: c["name"] for c in translated.categories}
     boxes = translated.annotations_by_image()
     image_ids = {image["file_name"]: image["id"] for image in translated.images}

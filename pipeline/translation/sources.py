@@ -64,7 +64,7 @@ def read_sources(input_path: str | Path) -> SourceSet:
     elif path.is_file():
         manifest = coco.read_manifest(path)
         images = _manifest_images(manifest)
-        classes = manifest.class_names
+        classes = manifest.classes
     else:
         raise DatasetError(path, "input does not exist; give a KITTI root (a folder holding "
                                  "image_2/ and label_2/) or a COCO manifest (.json)")
