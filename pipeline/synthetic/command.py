@@ -1,0 +1,52 @@
+"""The ``pipeline synth`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pipeline.synthetic.scene import (DEFAULT_HEIGHT, DEFAULT_NUM_SOURCE, DEFAULT_NUM_TARGET_TRAIN,
+                                      DEFAULT_NUM_TARGET_VAL, DEFAULT_WIDTH)
+from pipeline.synthetic.writers import generate
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the ``pipeline synth`` subcommand."""
+    parser.add_argument("--out", type=Path, required=True,
+                        help="output directory (created; replaced only if it holds an older "
+                             "synthetic dataset)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--width", type=int, default=DEFAULT_WIDTH,
+                        help=f"image width in pixels (default: {DEFAULT_WIDTH})")
+    parser.add_argument("--height", type=int, default=DEFAULT_HEIGHT,
+                        help=f"image height in pixels (default: {DEFAULT_HEIGHT})")
+    parser.add_argument("--num-source", type=int, default=DEFAULT_NUM_SOURCE,
+                        help=f"source (KITTI) images (default: {DEFAULT_NUM_SOURCE})")
+    parser.add_argument("--num-target-train", type=int, default=DEFAULT_NUM_TARGET_TRAIN,
+                        help="target (Cityscapes) train images "
+                             f"(default: {DEFAULT_NUM_TARGET_TRAIN})")
+    parser.add_argument("--num-target-val", type=int, default=DEFAULT_NUM_TARGET_VAL,
+                        help=f"target (Cityscapes) val images (default: {DEFAULT_NUM_TARGET_VAL})")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="parallel worker processes; -1 = all cores (default: 1); the "
+                             "output does not depend on it")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Run ``pipeline synth``; returns the exit status."""
+    try:
+        dataset = generate(
+            args.out, seed=args.seed, width=args.width, height=args.height,
+            num_source=args.num_source, num_target_train=args.num_target_train,
+            num_target_val=args.num_target_val, n_jobs=args.jobs,
+            progress=not args.no_progress)
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"source (KITTI layout):      {dataset.source_root}  "
+          f"({dataset.num_source} images)")
+    print(f"target (Cityscapes layout): {dataset.target_root}  "
+          f"({dataset.num_target_train} train, {dataset.num_target_val} val images)")
+    return 0
