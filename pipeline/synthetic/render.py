@@ -17,7 +17,8 @@ from pipeline.synthetic.shapes import _LAMP_COLOURS, _SKYGLOW, _SODIUM
 
 def _appearance_transform(hue_deg: float, saturation: float, brightness: float,
                           bias: RGB) -> tuple[np.ndarray, np.ndarray]:
-    """``x -> k (g(x) + s R (x - g(x))) + b`` as a 3x3 matrix and a bias (see the package docstring)."""
+    """``x -> k (g(x) + s R (x - g(x))) + b`` as a 3x3 matrix and a bias (see the package
+    docstring)."""
     grey = np.full((3, 3), 1.0 / 3.0)
     axis = np.ones(3) / math.sqrt(3.0)
     a = math.radians(hue_deg)
