@@ -12,6 +12,7 @@ import logging
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from pipeline import __version__, ablation, synthetic
 from pipeline.config import ConfigError, MetricsConfig, TranslateConfig, load_config
@@ -76,6 +77,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     stages = sub.add_parser("stages", help="show each stage's state: done / stale / todo, and why")
     _add_config_args(stages)
+
+    weights = sub.add_parser(
+        "weights", help="list the pretrained weight files a config needs; --download fetches them",
+        description="Every weight file the config's stages will need (detector.weights: "
+                    "imagenet, metrics.*_weights: default, or a local path), where it is looked "
+                    "for, and whether it is there. Exit status 1 while something is missing: "
+                    "prefetch on a machine with a network, then run offline.")
+    _add_config_args(weights)
+    weights.add_argument("--download", action="store_true", help="fetch the missing files")
+    weights.add_argument("--cache", type=Path, metavar="DIR",
+                         help="cache root instead of the libraries' own (sets TORCH_HOME=DIR/torch "
+                              "and FVCORE_CACHE=DIR/iopath_cache; export them for the runs)")
 
     synth = sub.add_parser("synth", help="write the synthetic two-domain demo dataset",
                            description=(synthetic.__doc__ or "").split("\n\n")[0])
@@ -272,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
             return _ablate(parser, args)
         if args.command in ("inspect", "export"):
             return _inspection(args)
+        if args.command == "weights":
+            return _weights(args)
         config = load_config(args.config, args.overrides)
         runner = Runner(config)
         if args.command == "stages":
@@ -330,6 +345,48 @@ def _os_error_message(exc: OSError) -> str:
     else:
         advice = "check the path, then rerun the same command to resume"
     return f"{where}: {what}; {advice}"
+
+
+def _weights(args: argparse.Namespace) -> int:
+    import os
+
+    from pipeline.weights import WeightsError, fetch, local_path, needed_files
+
+    if args.cache is not None:
+        os.environ["TORCH_HOME"] = str(args.cache.resolve() / "torch")
+        os.environ["FVCORE_CACHE"] = str(args.cache.resolve() / "iopath_cache")
+    config = load_config(args.config, args.overrides)
+    named = needed_files(config)
+    rows, failed = [("key", "status", "path", "url")], False
+    for key, value, unset in (
+            ("detector.weights", config.detector.weights, "not set: random init"),
+            ("metrics.inception_weights", config.metrics.inception_weights,
+             "not set: FID/KID/IS/CIS skipped"),
+            ("metrics.lpips_weights", config.metrics.lpips_weights, "not set: LPIPS skipped")):
+        if value is None:
+            rows.append((key, unset, "", ""))
+            continue
+        if key not in named:
+            path = local_path(config, key, value)
+            rows.append((key, "present" if path.is_file() else "missing", str(path), "local file"))
+            failed |= not path.is_file()
+            continue
+        weight = named[key]
+        if args.download and weight.status() != "present":
+            try:
+                fetch(weight)
+            except WeightsError as exc:
+                logger.error("%s", exc)
+        status = weight.status()
+        failed |= status != "present"
+        rows.append((key, status, str(weight.path), weight.url))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths)), row[3])
+    if failed:
+        print("missing files: run `pipeline weights CONFIG --download` with a network, or put "
+              "each file at the path shown", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _translate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:

@@ -294,6 +294,11 @@ class Config:
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
+# The weights settings that may name a library's standard file instead of a path
+# (pipeline.weights.NAMED_VALUES).
+NAMED_WEIGHTS = {"detector.weights": "imagenet", "metrics.inception_weights": "default",
+                 "metrics.lpips_weights": "default"}
+
 PATH_FIELDS = ("data.source.root", "data.source.val_list", "data.source.train_annotations",
                "data.source.val_annotations", "data.target.root", "data.target.val_list",
                "data.target.train_annotations", "data.target.val_annotations", "run.dir",
@@ -430,7 +435,8 @@ def _resolve_paths(config: Config, base: Path) -> None:
         *parents, name = dotted.split(".")
         owner = config.section(".".join(parents))
         value = getattr(owner, name)
-        if value is not None:
+        # ``imagenet`` / ``default`` name a library's file (pipeline.weights), not a path.
+        if value is not None and value != NAMED_WEIGHTS.get(dotted):
             setattr(owner, name, str((base / Path(value).expanduser()).resolve()))
 
 

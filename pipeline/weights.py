@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import time
 import urllib.error
 import urllib.request
@@ -24,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
+
+from pipeline.config import NAMED_WEIGHTS
 
 CHUNK = 1 << 20
 
@@ -126,3 +129,87 @@ def _download(weight: WeightFile, partial: Path, timeout: float, progress: bool)
                 bar.update(len(block))
         if total is not None and out.tell() != total:
             raise OSError(f"connection closed after {out.tell()} of {total} bytes")
+
+
+# ------------------------------------------------------------------ the files a config names
+
+# Config values that name a library's standard file instead of a path.
+NAMED_VALUES = NAMED_WEIGHTS
+
+INCEPTION_URL = ("https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
+                 "weights-inception-2015-12-05-6726825d.pth")
+DETECTRON2_URL = "https://dl.fbaipublicfiles.com/detectron2/ImageNetPretrained/MSRA/R-{depth}.pkl"
+
+
+def hub_file(name: str, url: str, used_for: str) -> WeightFile:
+    """A file ``torch.hub`` downloads: cached under its URL's file name, verified by the hash
+    prefix in that name (``resnet50-0676ba61.pth`` -> ``0676ba61``)."""
+    file_name = url.rsplit("/", 1)[-1]
+    prefix = re.search(r"-([a-f0-9]{8,})\.", file_name)
+    if prefix is None:
+        raise ValueError(f"{url}: no hash in the file name")
+    return WeightFile(name, url, prefix.group(1), torch_hub_checkpoints() / file_name, used_for)
+
+
+def inception_file() -> WeightFile:
+    """torch-fidelity's Inception-v3 (FID, KID, IS, CIS)."""
+    return hub_file("Inception-v3 (torch-fidelity)", INCEPTION_URL, "metrics: FID, KID, IS, CIS")
+
+
+def alexnet_file() -> WeightFile:
+    """torchvision's ImageNet AlexNet (the LPIPS backbone)."""
+    from torchvision.models import AlexNet_Weights
+
+    return hub_file("AlexNet (torchvision)", AlexNet_Weights.IMAGENET1K_V1.url,
+                    "metrics: LPIPS diversity")
+
+
+def detector_file(backend: str, backbone: str, depth: int = 50) -> WeightFile:
+    """The ImageNet backbone of the detector: torchvision's ResNet weights (the enum of the
+    configured backbone), or Detectron2's ``detectron2://ImageNetPretrained/MSRA/R-<depth>.pkl``.
+
+    Detectron2 publishes no hash for its ``.pkl`` files and does not check one; neither can this
+    (an empty ``sha256``: any complete download is accepted).
+    """
+    if backend == "detectron2":
+        url = DETECTRON2_URL.format(depth=depth)
+        path = detectron2_cache() / "detectron2" / "ImageNetPretrained" / "MSRA" / f"R-{depth}.pkl"
+        return WeightFile(f"ResNet-{depth} (Detectron2, MSRA)", url, "", path,
+                          "detector backbone")
+    import torchvision.models as models
+
+    enum = getattr(models, f"ResNet{backbone.split('_')[0].removeprefix('resnet')}_Weights")
+    return hub_file(f"{backbone.split('_')[0]} (torchvision)", enum.IMAGENET1K_V1.url,
+                    "detector backbone")
+
+
+def needed_files(config) -> dict[str, WeightFile]:
+    """Config key -> the file it names, for each key of :data:`NAMED_VALUES` set to its name."""
+    files = {}
+    if config.detector.weights == NAMED_VALUES["detector.weights"]:
+        depth = int(config.detector.detectron2.overrides.get("MODEL.RESNETS.DEPTH", 50))
+        files["detector.weights"] = detector_file(config.detector.backend,
+                                                  config.detector.torchvision.backbone, depth)
+    if config.metrics.inception_weights == NAMED_VALUES["metrics.inception_weights"]:
+        files["metrics.inception_weights"] = inception_file()
+    if config.metrics.lpips_weights == NAMED_VALUES["metrics.lpips_weights"]:
+        files["metrics.lpips_weights"] = alexnet_file()
+    return files
+
+
+def resolve(config, key: str, value: str | None) -> str | None:
+    """The local path a weights setting means: ``None`` stays ``None``, a path stays itself,
+    a name (:data:`NAMED_VALUES`) becomes its cached file, fetched first if needed
+    (:class:`WeightsError` when that fails)."""
+    if value is None or value != NAMED_VALUES.get(key):
+        return value
+    return str(fetch(needed_files(config)[key]))
+
+
+def local_path(config, key: str, value: str | None) -> Path | None:
+    """Where a weights setting's file is, without fetching it (``None``: not set)."""
+    if value is None:
+        return None
+    if value == NAMED_VALUES.get(key):
+        return needed_files(config)[key].path
+    return Path(value)

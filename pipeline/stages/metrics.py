@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.context import StageError
 from pipeline.rundir import checkpoint_path, translated_dir, translation_metrics
+from pipeline.weights import WeightsError, local_path, resolve
 from pipeline.translation.records import ANNOTATIONS
 
 if TYPE_CHECKING:
@@ -61,7 +62,10 @@ def diversity_split(ctx: RunContext) -> str:
 
 def _weights(ctx: RunContext) -> list[Path]:
     m = ctx.config.metrics
-    return [Path(p) for p in (m.inception_weights, m.lpips_weights, m.classifier) if p]
+    paths = [local_path(ctx.config, "metrics.inception_weights", m.inception_weights),
+             local_path(ctx.config, "metrics.lpips_weights", m.lpips_weights),
+             Path(m.classifier) if m.classifier else None]
+    return [p for p in paths if p is not None]
 
 
 def input_paths(ctx: RunContext) -> list[Path]:
@@ -93,7 +97,9 @@ def run(ctx: RunContext) -> dict:
         real = read_image_set(ctx.manifest(m.real_split))
         fake = read_image_set(translated_dir(ctx.run_dir) / ANNOTATIONS).first_samples()
         source = read_image_set(ctx.manifest(cfg.translate.split))
-        networks = load_networks(m.inception_weights, m.lpips_weights, m.classifier, device)
+        networks = load_networks(resolve(cfg, "metrics.inception_weights", m.inception_weights),
+                                 resolve(cfg, "metrics.lpips_weights", m.lpips_weights),
+                                 m.classifier, device)
         inputs = diversity.choose_inputs(
             read_image_set(ctx.manifest(diversity_split(ctx))).items, m.diversity_images, m.seed)
 
@@ -112,7 +118,7 @@ def run(ctx: RunContext) -> dict:
                                                   len(source.items), m.seed),
             DIRECTIONS[cfg.translate.direction][0], device)
         metrics["read_selectivity"]["split"] = cfg.translate.split
-    except (DatasetError, MetricsError, FileNotFoundError, ValueError) as exc:
+    except (DatasetError, MetricsError, WeightsError, FileNotFoundError, ValueError) as exc:
         raise StageError(f"metrics: {exc}") from None
     document = {
         "version": VERSION,

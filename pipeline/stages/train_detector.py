@@ -13,6 +13,7 @@ another lr) is trained again from scratch.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING
 from detection.api import CARD
 from pipeline.context import StageError
 from pipeline.rundir import detector_dir, translated_dir
+from pipeline.weights import WeightsError, local_path, resolve
 from pipeline.translation.records import ANNOTATIONS
 
 if TYPE_CHECKING:
@@ -42,8 +44,9 @@ def input_paths(ctx: RunContext) -> list[Path]:
     paths: list[Path] = []
     for train_set in ctx.config.detector.train_sets:
         paths += [p for p in train_manifests(ctx, train_set) if p not in paths]
-    if ctx.config.detector.weights:
-        paths.append(Path(ctx.config.detector.weights))
+    weights = local_path(ctx.config, "detector.weights", ctx.config.detector.weights)
+    if weights is not None:
+        paths.append(weights)
     return paths
 
 
@@ -57,13 +60,18 @@ def run(ctx: RunContext) -> dict:
     # A missing translated/annotations.json is reported by the runner before this runs: it is
     # the translate stage's output, so the message says to run that stage first.
     cfg = ctx.config
+    try:
+        weights = resolve(cfg, "detector.weights", cfg.detector.weights)
+    except WeightsError as exc:
+        raise StageError(f"train_detector: {exc}") from None
+    detector_cfg = dataclasses.replace(cfg.detector, weights=weights)
     results = {}
     for train_set in cfg.detector.train_sets:
         out_dir = detector_dir(ctx.run_dir, train_set)
         logger.info("detector %s: training on %s", train_set,
                     ", ".join(str(p) for p in train_manifests(ctx, train_set)))
         try:
-            train(train_manifests(ctx, train_set), out_dir, cfg.detector, cfg.run.device,
+            train(train_manifests(ctx, train_set), out_dir, detector_cfg, cfg.run.device,
                   classes=cfg.data.classes, seed=cfg.run.seed, on_change="restart")
         except DetectionError as exc:
             raise StageError(f"train_detector {train_set}: {exc}") from None
