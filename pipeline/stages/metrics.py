@@ -124,7 +124,8 @@ def run(ctx: RunContext) -> dict:
         "version": VERSION,
         "run": cfg.run.name,
         "real": {"split": m.real_split, "images": len(real.items)},
-        "fake": {"path": f"{translated_dir(ctx.run_dir).name}/{ANNOTATIONS}", "images": len(fake.items)},
+        "fake": {"path": f"{translated_dir(ctx.run_dir).name}/{ANNOTATIONS}",
+                 "images": len(fake.items)},
         "source": {"split": cfg.translate.split, "images": len(source.items)},
         **metrics,
     }
