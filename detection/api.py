@@ -112,22 +112,34 @@ def train(manifests: Sequence[str | Path], out_dir: str | Path, cfg: DetectorCon
     _validate(cfg)
     if not manifests:
         raise DetectionError("no training manifests given")
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        # Every rank would train the same detector into the same folder.
-        raise DetectionError("detector training runs in one process: start it without "
-                             "torchrun (the other stages may use it)")
     out_dir = Path(out_dir)
     loaded = [load_manifest(m) for m in manifests]
     classes = list(classes) if classes is not None else loaded[0].classes
     for manifest in loaded:
         _check_for_training(manifest, classes, cfg.on_missing_class)
     backend = resolve_backend(cfg.backend)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and backend != "torchvision":
+        raise DetectionError("detector training under torchrun runs with detector.backend "
+                             "torchvision; Detectron2's own distributed launch is not wired in "
+                             "yet: run it in one process")
     if cfg.weights is not None and not Path(cfg.weights).is_file():
         raise DetectionError(f"{cfg.weights}: detector.weights does not exist; give a local file "
                              f"of ImageNet backbone weights in {backend}'s format, or null to "
                              "train from random weights")
     settings = _settings(cfg, backend, classes, seed, loaded)
-    card = _resume_or_restart(out_dir, settings, on_change)
+    rank = 0
+    if world > 1:
+        from detection.torchvision_backend import distributed_context
+
+        rank, _ = distributed_context()
+    # Rank 0 alone decides whether the folder's training continues or restarts, then all agree.
+    card = _resume_or_restart(out_dir, settings, on_change) if rank == 0 else None
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+        card = read_card(out_dir) if rank and (out_dir / CARD).is_file() else card
     if card is not None and card["iterations"] >= cfg.solver.iterations:
         logger.info("%s: already trained for %d iterations, nothing to do", out_dir,
                     card["iterations"])
@@ -136,10 +148,22 @@ def train(manifests: Sequence[str | Path], out_dir: str | Path, cfg: DetectorCon
         logger.warning("detector.weights is null: the %s backbone starts from random weights "
                        "(give a local ImageNet checkpoint for the paper's setting)", backend)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_json(out_dir / SETTINGS, settings)
+    if rank == 0:
+        write_json(out_dir / SETTINGS, settings)
     started = time.monotonic()
     checkpoint, iterations = _backend_module(backend).train(
         loaded, out_dir, classes, cfg, device=device, seed=seed, progress=progress)
+    if rank == 0:
+        _write_card(out_dir, backend, checkpoint, classes, iterations, cfg, loaded, started)
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()      # the card exists for every rank once train() returns
+    return checkpoint
+
+
+def _write_card(out_dir: Path, backend: str, checkpoint: Path, classes: list[str],
+                iterations: int, cfg: DetectorConfig, loaded: list, started: float) -> None:
     per_manifest = [{"manifest": str(m.path), **m.summary()} for m in loaded]
     write_json(out_dir / CARD, {
         "version": CARD_VERSION,
@@ -153,7 +177,6 @@ def train(manifests: Sequence[str | Path], out_dir: str | Path, cfg: DetectorCon
         "boxes": {k: sum(m["boxes"][k] for m in per_manifest) for k in (*classes, "total")},
         "seconds": round(time.monotonic() - started, 1),   # of this session (after a resume)
     })
-    return checkpoint
 
 
 def predict(checkpoint: str | Path, manifest: str | Path, out_json: str | Path,

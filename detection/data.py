@@ -94,15 +94,21 @@ class IterationBatchSampler(Sampler[list[tuple[int, bool]]]):
 
     The images are visited in epochs, each a seeded permutation of all ``num_images``;
     iteration ``i`` takes positions ``i * batch_size ...`` of that endless sequence. ``flip`` is
-    drawn per position with probability 0.5 when ``flip`` is on.
+    drawn per position with probability 0.5 when ``flip`` is on. With ``world_size`` ranks the
+    ``batch_size`` is the global batch: rank ``r`` gets its ``r``-th contiguous share of it, so
+    the ranks of one step see different images and together the single-process batch.
     """
 
     def __init__(self, num_images: int, batch_size: int, seed: int, start: int, end: int,
-                 flip: bool = True):
+                 flip: bool = True, rank: int = 0, world_size: int = 1):
         if num_images < 1:
             raise ValueError("no images to sample from")
+        if batch_size % world_size:
+            raise ValueError(f"batch size {batch_size} does not divide among {world_size} ranks")
         self.num_images, self.batch_size, self.seed = num_images, batch_size, seed
         self.start, self.end, self.flip = start, end, flip
+        share = batch_size // world_size
+        self.share = slice(rank * share, (rank + 1) * share)
 
     def __len__(self) -> int:
         return max(0, self.end - self.start)
@@ -120,4 +126,4 @@ class IterationBatchSampler(Sampler[list[tuple[int, bool]]]):
                     flips = rng.random(self.num_images) < 0.5
                 offset = position % self.num_images
                 batch.append((int(order[offset]), bool(self.flip and flips[offset])))
-            yield batch
+            yield batch[self.share]

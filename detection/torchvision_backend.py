@@ -24,11 +24,13 @@ from __future__ import annotations
 import bisect
 import logging
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 import torchvision
 from torch import nn
 from torch.utils.data import DataLoader
@@ -51,6 +53,14 @@ FORMAT = "detection.torchvision"
 CHECKPOINT_VERSION = 1
 LAST = "last.pt"
 ASPECT_RATIOS = (0.5, 1.0, 2.0)
+
+
+def distributed_context() -> tuple[int, int]:
+    """(rank, world size); under torchrun the process group is started here if it is not yet
+    (gloo on CPUs, NCCL on GPUs)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -169,7 +179,13 @@ def train(manifests: Sequence[Manifest], out_dir: Path, classes: Sequence[str],
     Returns ``(path of last.pt, iterations done)``.
     """
     solver = cfg.solver
+    rank, world = distributed_context()
+    if solver.batch_size % world:
+        raise DetectionError(f"detector.solver.batch_size {solver.batch_size} does not divide "
+                             f"among {world} processes; use a multiple of {world}")
     dev = resolve_device(device)
+    if dev.type == "cuda" and world > 1:
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     arch = architecture(cfg, len(classes))
     torch.manual_seed(seed)
     model = build_model(arch, cfg.weights).to(dev)
@@ -197,28 +213,35 @@ def train(manifests: Sequence[Manifest], out_dir: Path, classes: Sequence[str],
         return last, iteration
 
     dataset = ManifestDataset(manifests, classes)
+    # Data-parallel: every rank draws the same global batch and takes its own share of it;
+    # DistributedDataParallel averages the gradients, so the step is that of the global batch.
+    net = model if world == 1 else nn.parallel.DistributedDataParallel(
+        model, device_ids=[dev.index] if dev.type == "cuda" else None)
     loader = DataLoader(
         dataset, batch_sampler=IterationBatchSampler(len(dataset), solver.batch_size, seed,
-                                                     iteration, end, cfg.input.flip),
+                                                     iteration, end, cfg.input.flip,
+                                                     rank=rank, world_size=world),
         num_workers=cfg.num_workers, collate_fn=collate, pin_memory=dev.type == "cuda",
         # Its own generator: creating the loader's iterator draws a seed, which must not come
         # from the global stream the model's sampling uses (a resume would shift it).
         generator=torch.Generator().manual_seed(seed))
     from torch.utils.tensorboard import SummaryWriter
 
-    writer = SummaryWriter(str(out_dir / "tensorboard"))
+    writer = SummaryWriter(str(out_dir / "tensorboard")) if rank == 0 else None
     logger.info("training torchvision Faster R-CNN %s on %s: %d images, iterations %d -> %d, "
-                "batch %d; TensorBoard: tensorboard --logdir %s", arch["backbone"], dev,
-                len(dataset), iteration, end, solver.batch_size, out_dir / "tensorboard")
+                "batch %d%s; TensorBoard: tensorboard --logdir %s", arch["backbone"], dev,
+                len(dataset), iteration, end, solver.batch_size,
+                f" ({solver.batch_size // world} on each of {world} processes)" if world > 1
+                else "", out_dir / "tensorboard")
     bar = tqdm(total=end, initial=iteration, desc=f"train detector {out_dir.name}", unit="it",
-               disable=not progress, dynamic_ncols=True)
+               disable=not progress or rank != 0, dynamic_ncols=True)
     model.train()
     try:
         for images, targets in loader:
             images = [im.to(dev, non_blocking=True) for im in images]
             targets = [{k: v.to(dev) for k, v in t.items() if isinstance(v, torch.Tensor)}
                        for t in targets]
-            losses = model(images, targets)
+            losses = net(images, targets)
             loss = sum(losses.values())
             if not math.isfinite(loss.item()):
                 raise FloatingPointError(
@@ -231,18 +254,22 @@ def train(manifests: Sequence[Manifest], out_dir: Path, classes: Sequence[str],
             scheduler.step()
             iteration += 1
             bar.update(1)
-            if iteration % solver.log_every == 0 or iteration in (1, end):
+            if writer is not None and (iteration % solver.log_every == 0
+                                       or iteration in (1, end)):
                 bar.set_postfix(loss=f"{loss.item():.3f}")
                 for k, v in losses.items():
                     writer.add_scalar(f"loss/{k}", v.item(), iteration)
                 writer.add_scalar("loss/total", loss.item(), iteration)
                 writer.add_scalar("lr", scheduler.get_last_lr()[0], iteration)
-            if iteration % solver.checkpoint_every == 0 or iteration == end:
+            if rank == 0 and (iteration % solver.checkpoint_every == 0 or iteration == end):
                 _save(model, optimizer, iteration, arch, classes, out_dir,
                       snapshot=solver.keep_snapshots)
     finally:
         bar.close()
-        writer.close()
+        if writer is not None:
+            writer.close()
+    if world > 1:
+        dist.barrier()      # the last checkpoint is written before any rank goes on
     return last, iteration
 
 

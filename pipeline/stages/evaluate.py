@@ -14,6 +14,7 @@ Writes, under ``runs/<name>/eval/``:
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,6 +42,10 @@ def output_paths(ctx: RunContext) -> list[Path]:
 
 
 def run(ctx: RunContext) -> dict:
+    # Under torchrun, rank 0 alone predicts and scores: a few minutes where training takes hours,
+    # and pycocotools evaluates in one process.
+    if int(os.environ.get("RANK", "0")) != 0:
+        return {}
     from detection import DetectionError, evaluate, predict, read_card
     from detection.manifest import load_manifest, write_bytes, write_json
 
