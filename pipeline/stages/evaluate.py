@@ -57,10 +57,11 @@ def run(ctx: RunContext) -> dict:
     try:
         summary = load_manifest(manifest, classes).summary()
         for train_set in cfg.detector.train_sets:
-            card = read_card(detector_dir(ctx.run_dir, train_set))
+            folder = detector_dir(ctx.run_dir, train_set)
+            card = read_card(folder)
             predictions = out / "predictions" / f"{train_set}.json"
-            predict(detector_dir(ctx.run_dir, train_set) / card["checkpoint"], manifest, predictions,
-                    cfg.detector, cfg.run.device)
+            predict(folder / card["checkpoint"], manifest, predictions, cfg.detector,
+                    cfg.run.device)
             metrics = evaluate(manifest, predictions, classes)
             detectors[train_set] = {
                 "backend": card["backend"],
@@ -93,8 +94,8 @@ def run(ctx: RunContext) -> dict:
     table = format_table(document)
     write_json(detection_metrics(ctx.run_dir), document)
     write_bytes(out / "table.md", table.encode("utf-8"))
-    logger.info("detection on %s (AP at IoU 0.5, %%) -> %s\n%s", split, detection_metrics(ctx.run_dir),
-                table)
+    logger.info("detection on %s (AP at IoU 0.5, %%) -> %s\n%s", split,
+                detection_metrics(ctx.run_dir), table)
     return {s: {"map50": round(d["map50"], 4) if d["map50"] is not None else None,
                 "ap": round(d["ap"], 4) if d["ap"] is not None else None}
             for s, d in detectors.items()}
