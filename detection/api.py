@@ -119,10 +119,10 @@ def train(manifests: Sequence[str | Path], out_dir: str | Path, cfg: DetectorCon
         _check_for_training(manifest, classes, cfg.on_missing_class)
     backend = resolve_backend(cfg.backend)
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and backend != "torchvision":
-        raise DetectionError("detector training under torchrun runs with detector.backend "
-                             "torchvision; Detectron2's own distributed launch is not wired in "
-                             "yet: run it in one process")
+    if cfg.solver.batch_size % world:
+        raise DetectionError(f"detector.solver.batch_size {cfg.solver.batch_size} is the global "
+                             f"batch and does not divide among {world} processes; use a "
+                             f"multiple of {world}")
     if cfg.weights is not None and not Path(cfg.weights).is_file():
         raise DetectionError(f"{cfg.weights}: detector.weights does not exist; give a local file "
                              f"of ImageNet backbone weights in {backend}'s format, or null to "
@@ -130,9 +130,13 @@ def train(manifests: Sequence[str | Path], out_dir: str | Path, cfg: DetectorCon
     settings = _settings(cfg, backend, classes, seed, loaded)
     rank = 0
     if world > 1:
-        from detection.torchvision_backend import distributed_context
+        import torch.distributed as dist
 
-        rank, _ = distributed_context()
+        if not dist.is_initialized():
+            import torch
+
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        rank = dist.get_rank()
     # Rank 0 alone decides whether the folder's training continues or restarts, then all agree.
     card = _resume_or_restart(out_dir, settings, on_change) if rank == 0 else None
     if world > 1:

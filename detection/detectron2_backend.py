@@ -135,21 +135,63 @@ def train(manifests: Sequence[Manifest], out_dir: Path, classes: Sequence[str],
     """Train with ``DefaultTrainer``, resuming from ``out_dir``'s last checkpoint; see
     :func:`detection.train`. Returns ``(model_final.pth, iterations)``."""
     require_detectron2()
+    from detectron2.utils import comm
     from detectron2.utils.env import seed_all_rng
 
+    _join_torchrun(comm)
     names = [register_manifest(f"{out_dir.name}_train_{i}", m.path)
              for i, m in enumerate(manifests)]
     d2cfg = build_config(cfg, len(classes), out_dir, device, seed, names)
     seed_all_rng(seed)
-    trainer = _trainer_class(cfg.solver.keep_snapshots)(d2cfg)
+    # Under torchrun DefaultTrainer does what Detectron2's launch() sets up: it wraps the model
+    # in DistributedDataParallel, shards the data (IMS_PER_BATCH is the global batch) and lets
+    # the main process alone write checkpoints and logs.
+    trainer = _build_trainer(_trainer_class(cfg.solver.keep_snapshots), d2cfg, comm)
     trainer.resume_or_load(resume=True)
-    # What predict rebuilds the model from (Detectron2's own tools read it too).
-    write_bytes(out_dir / CONFIG, d2cfg.dump().encode("utf-8"))
+    if comm.is_main_process():
+        # What predict rebuilds the model from (Detectron2's own tools read it too).
+        write_bytes(out_dir / CONFIG, d2cfg.dump().encode("utf-8"))
     logger.info("training Detectron2 %s on %s: iterations %d -> %d, batch %d; TensorBoard: "
                 "tensorboard --logdir %s", cfg.detectron2.config, d2cfg.MODEL.DEVICE,
                 trainer.start_iter, d2cfg.SOLVER.MAX_ITER, d2cfg.SOLVER.IMS_PER_BATCH, out_dir)
     trainer.train()
+    comm.synchronize()
     return out_dir / FINAL, d2cfg.SOLVER.MAX_ITER
+
+
+def _build_trainer(trainer_class, d2cfg, comm):
+    """``trainer_class(d2cfg)``. DefaultTrainer pins its DistributedDataParallel to the process's
+    GPU (``device_ids=[local rank]``); CPU processes (gloo) must not pass a device, so there its
+    ``create_ddp_model`` gets ``device_ids=None`` while the trainer is built."""
+    if comm.get_world_size() == 1 or d2cfg.MODEL.DEVICE != "cpu":
+        return trainer_class(d2cfg)
+    import functools
+
+    from detectron2.engine import defaults
+
+    original = defaults.create_ddp_model
+    defaults.create_ddp_model = functools.partial(original, device_ids=None)
+    try:
+        return trainer_class(d2cfg)
+    finally:
+        defaults.create_ddp_model = original
+
+
+def _join_torchrun(comm) -> None:
+    """Under torchrun: the process group (gloo on CPUs, NCCL on GPUs), each process's GPU, and
+    Detectron2's per-machine group, as its ``launch()`` would have made them."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    if comm._LOCAL_PROCESS_GROUP is None:
+        comm.create_local_process_group(int(os.environ.get("LOCAL_WORLD_SIZE",
+                                                           dist.get_world_size())))
 
 
 def _prediction_config(checkpoint: Path, cfg: DetectorConfig, num_classes: int, device: str):

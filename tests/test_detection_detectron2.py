@@ -70,3 +70,53 @@ def test_register_run_names_every_manifest(tmp_path):
     assert len(records) == 4 and records[0]["file_name"].startswith(str(run / "translated"))
     assert MetadataCatalog.get("demo_source_train").thing_classes == CLASSES
     register_run(run)  # idempotent: registering again replaces
+
+
+DDP_SCRIPT = """
+import sys, torch
+import torch.distributed as dist
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+import detectron2.engine.defaults as defaults
+from detection import train
+from test_detection_detectron2 import tiny_config
+
+models = []
+
+class Recording(defaults.DistributedDataParallel):
+    def __init__(self, module, *args, **kwargs):
+        super().__init__(module, *args, **kwargs)
+        models.append(module)
+
+defaults.DistributedDataParallel = Recording
+cfg = tiny_config({iterations})
+cfg.solver.batch_size = 2
+train([{manifest!r}], Path({out!r}), cfg, "cpu", progress=False)
+state = torch.cat([p.detach().flatten() for p in models[0].parameters()])
+gathered = [torch.zeros_like(state) for _ in range(dist.get_world_size())]
+dist.all_gather(gathered, state)
+if dist.get_rank() == 0:
+    print("IDENTICAL" if all(torch.equal(gathered[0], g) for g in gathered[1:]) else "DIVERGED")
+"""
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_train_one_detectron2_detector(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    manifest = write_manifest(tmp_path, "train")
+    out = tmp_path / "detector"
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT.format(tests=str(Path(__file__).parent), manifest=str(manifest),
+                                        out=str(out), iterations=2))
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                             "--master_port=29551", str(script)], capture_output=True, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "IDENTICAL" in result.stdout
+    card = json.loads((out / "detector.json").read_text())
+    assert (card["backend"], card["iterations"]) == ("detectron2", 2)
+    assert len(list(out.glob("events.out.tfevents.*"))) == 1, "only the main process logs"
