@@ -95,3 +95,20 @@ def test_two_gloo_processes_train_one_detector_and_resume(tmp_path):
     steps = json.loads(resumed.stdout.split("BATCHES ", 1)[1].splitlines()[0])
     assert [len(rank) for rank in steps] == [1, 1], "continued at iteration 2, one step to 3"
     assert json.loads((out / "detector.json").read_text())["iterations"] == 3
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_lower_the_loss(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tiny_detection import write_manifest
+
+    manifest = write_manifest(tmp_path, "train")
+    out = tmp_path / "detector"
+    result = run_two_processes(tmp_path, manifest, out, 12, 29535)
+    assert result.returncode == 0, result.stderr[-3000:]
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    losses = [e.value for e in events.Scalars("loss/total")]
+    assert len(losses) == 12
+    assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3
+
