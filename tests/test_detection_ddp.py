@@ -75,40 +75,41 @@ def test_each_rank_takes_its_share_of_the_global_batch():
         IterationBatchSampler(10, 4, seed=3, start=0, end=5, rank=0, world_size=3)
 
 
-@pytest.mark.slow
-def test_two_gloo_processes_train_one_detector_and_resume(tmp_path):
+@pytest.fixture
+def manifest(tmp_path) -> Path:
     from tiny_detection import write_manifest
 
-    manifest = write_manifest(tmp_path, "train")
+    return write_manifest(tmp_path, "train")
+
+
+def train_two(tmp_path: Path, manifest: Path, iterations: int, port: int) -> list[list[list[int]]]:
+    """Train ``tmp_path/detector`` to ``iterations`` in 2 processes; check that both ranks end
+    with the same parameters; return each rank's batches (image indices per step)."""
+    result = run_two_processes(tmp_path, manifest, tmp_path / "detector", iterations, port)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "IDENTICAL" in result.stdout
+    return json.loads(result.stdout.split("BATCHES ", 1)[1].splitlines()[0])
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_train_one_detector_and_resume(tmp_path, manifest):
     out = tmp_path / "detector"
-    first = run_two_processes(tmp_path, manifest, out, 2, 29531)
-    assert first.returncode == 0, first.stderr[-3000:]
-    assert "IDENTICAL" in first.stdout
-    batches = json.loads(first.stdout.split("BATCHES ", 1)[1].splitlines()[0])
-    for rank0, rank1 in zip(*batches):
+    for rank0, rank1 in zip(*train_two(tmp_path, manifest, 2, 29531)):
         assert len(rank0) == len(rank1) == 2 and not set(rank0) & set(rank1)
     assert json.loads((out / "detector.json").read_text())["iterations"] == 2
     assert len(list((out / "tensorboard").iterdir())) == 1, "only rank 0 writes logs"
-    resumed = run_two_processes(tmp_path, manifest, out, 3, 29533)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "IDENTICAL" in resumed.stdout
-    steps = json.loads(resumed.stdout.split("BATCHES ", 1)[1].splitlines()[0])
+    steps = train_two(tmp_path, manifest, 3, 29533)
     assert [len(rank) for rank in steps] == [1, 1], "continued at iteration 2, one step to 3"
     assert json.loads((out / "detector.json").read_text())["iterations"] == 3
 
 
 @pytest.mark.slow
-def test_two_gloo_processes_lower_the_loss(tmp_path):
+def test_two_gloo_processes_lower_the_loss(tmp_path, manifest):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    from tiny_detection import write_manifest
 
-    manifest = write_manifest(tmp_path, "train")
-    out = tmp_path / "detector"
-    result = run_two_processes(tmp_path, manifest, out, 12, 29535)
-    assert result.returncode == 0, result.stderr[-3000:]
-    events = EventAccumulator(str(out / "tensorboard"))
+    train_two(tmp_path, manifest, 12, 29535)
+    events = EventAccumulator(str(tmp_path / "detector" / "tensorboard"))
     events.Reload()
     losses = [e.value for e in events.Scalars("loss/total")]
     assert len(losses) == 12
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3
-
