@@ -130,13 +130,9 @@ def train(manifests: Sequence[str | Path], out_dir: str | Path, cfg: DetectorCon
     settings = _settings(cfg, backend, classes, seed, loaded)
     rank = 0
     if world > 1:
-        import torch.distributed as dist
+        from detection.distributed import distributed_context
 
-        if not dist.is_initialized():
-            import torch
-
-            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-        rank = dist.get_rank()
+        rank, _ = distributed_context()
     # Rank 0 alone decides whether the folder's training continues or restarts, then all agree.
     card = _resume_or_restart(out_dir, settings, on_change) if rank == 0 else None
     if world > 1:

@@ -48,12 +48,9 @@ class ManifestDataset(Dataset):
         self.manifests = loaded
         self.entries: list[tuple[Path, int, np.ndarray, np.ndarray]] = []
         for manifest in loaded:
-            by_image: dict[int, list[dict]] = {im["id"]: [] for im in manifest.images}
-            for a in manifest.annotations:
-                if not a.get("iscrowd", 0):
-                    by_image[a["image_id"]].append(a)
+            by_image = manifest.annotations_by_image()
             for image in manifest.images:
-                anns = by_image[image["id"]]
+                anns = [a for a in by_image[image["id"]] if not a.get("iscrowd", 0)]
                 xywh = np.array([a["bbox"] for a in anns], dtype=np.float32).reshape(-1, 4)
                 boxes = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
                 labels = np.array([a["category_id"] for a in anns], dtype=np.int64)

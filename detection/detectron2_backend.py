@@ -185,8 +185,9 @@ def _join_torchrun(comm) -> None:
     import torch
     import torch.distributed as dist
 
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    from detection.distributed import distributed_context
+
+    distributed_context()
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     if comm._LOCAL_PROCESS_GROUP is None:

@@ -44,6 +44,7 @@ from tqdm import tqdm
 
 from detection.config import DetectorConfig, SolverConfig
 from detection.data import IterationBatchSampler, ManifestDataset, collate
+from detection.distributed import distributed_context
 from detection.errors import DetectionError
 from detection.manifest import Manifest, torch_save, write_json
 
@@ -53,14 +54,6 @@ FORMAT = "detection.torchvision"
 CHECKPOINT_VERSION = 1
 LAST = "last.pt"
 ASPECT_RATIOS = (0.5, 1.0, 2.0)
-
-
-def distributed_context() -> tuple[int, int]:
-    """(rank, world size); under torchrun the process group is started here if it is not yet
-    (gloo on CPUs, NCCL on GPUs)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
 
 
 def resolve_device(name: str) -> torch.device:

@@ -15,7 +15,8 @@ import threading
 from pathlib import Path
 
 from pipeline import __version__, ablation, synthetic
-from pipeline.config import ConfigError, MetricsConfig, TranslateConfig, load_config
+from pipeline.config import (NAMED_WEIGHTS, ConfigError, MetricsConfig, TranslateConfig,
+                             load_config)
 from pipeline.formats.common import DatasetError
 from pipeline.lock import LockError
 from pipeline.logs import add_run_log, setup_logging
@@ -358,13 +359,11 @@ def _weights(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     named = needed_files(config)
     rows, failed = [("key", "status", "path", "url")], False
-    for key, value, unset in (
-            ("detector.weights", config.detector.weights, "not set: random init"),
-            ("metrics.inception_weights", config.metrics.inception_weights,
-             "not set: FID/KID/IS/CIS skipped"),
-            ("metrics.lpips_weights", config.metrics.lpips_weights, "not set: LPIPS skipped")):
+    for key in NAMED_WEIGHTS:
+        section, name = key.rsplit(".", 1)
+        value = getattr(config.section(section), name)
         if value is None:
-            rows.append((key, unset, "", ""))
+            rows.append((key, "not set: random init / metric skipped", "", ""))
             continue
         if key not in named:
             path = local_path(config, key, value)

@@ -295,7 +295,7 @@ class Config:
 
 
 # The weights settings that may name a library's standard file instead of a path
-# (pipeline.weights.NAMED_VALUES).
+# (pipeline.weights fetches them).
 NAMED_WEIGHTS = {"detector.weights": "imagenet", "metrics.inception_weights": "default",
                  "metrics.lpips_weights": "default"}
 

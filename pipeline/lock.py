@@ -23,17 +23,19 @@ class LockError(RuntimeError):
 
 
 @contextmanager
-def exclusive(folder: Path, what: str = "run directory", name: str = LOCK_NAME) -> Iterator[None]:
-    """Hold the lock of ``folder`` (created if needed) for the ``with`` block.
+def exclusive(folder: Path, what: str = "run directory", name: str = LOCK_NAME,
+              wait: bool = False) -> Iterator[None]:
+    """Hold the lock ``name`` of ``folder`` (created if needed) for the ``with`` block.
 
-    Raises :class:`LockError` naming the holder's pid and host when another process holds it.
+    Raises :class:`LockError` naming the holder's pid and host when another process holds it,
+    or, with ``wait``, waits for it to be released.
     """
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
             os.close(fd)

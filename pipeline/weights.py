@@ -133,9 +133,6 @@ def _download(weight: WeightFile, partial: Path, timeout: float, progress: bool)
 
 # ------------------------------------------------------------------ the files a config names
 
-# Config values that name a library's standard file instead of a path.
-NAMED_VALUES = NAMED_WEIGHTS
-
 INCEPTION_URL = ("https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
                  "weights-inception-2015-12-05-6726825d.pth")
 DETECTRON2_URL = "https://dl.fbaipublicfiles.com/detectron2/ImageNetPretrained/MSRA/R-{depth}.pkl"
@@ -184,24 +181,24 @@ def detector_file(backend: str, backbone: str, depth: int = 50) -> WeightFile:
 
 
 def needed_files(config) -> dict[str, WeightFile]:
-    """Config key -> the file it names, for each key of :data:`NAMED_VALUES` set to its name."""
+    """Config key -> the file it names, for each key of :data:`NAMED_WEIGHTS` set to its name."""
     files = {}
-    if config.detector.weights == NAMED_VALUES["detector.weights"]:
+    if config.detector.weights == NAMED_WEIGHTS["detector.weights"]:
         depth = int(config.detector.detectron2.overrides.get("MODEL.RESNETS.DEPTH", 50))
         files["detector.weights"] = detector_file(config.detector.backend,
                                                   config.detector.torchvision.backbone, depth)
-    if config.metrics.inception_weights == NAMED_VALUES["metrics.inception_weights"]:
+    if config.metrics.inception_weights == NAMED_WEIGHTS["metrics.inception_weights"]:
         files["metrics.inception_weights"] = inception_file()
-    if config.metrics.lpips_weights == NAMED_VALUES["metrics.lpips_weights"]:
+    if config.metrics.lpips_weights == NAMED_WEIGHTS["metrics.lpips_weights"]:
         files["metrics.lpips_weights"] = alexnet_file()
     return files
 
 
 def resolve(config, key: str, value: str | None) -> str | None:
     """The local path a weights setting means: ``None`` stays ``None``, a path stays itself,
-    a name (:data:`NAMED_VALUES`) becomes its cached file, fetched first if needed
+    a name (:data:`NAMED_WEIGHTS`) becomes its cached file, fetched first if needed
     (:class:`WeightsError` when that fails)."""
-    if value is None or value != NAMED_VALUES.get(key):
+    if value is None or value != NAMED_WEIGHTS.get(key):
         return value
     return str(fetch(needed_files(config)[key]))
 
@@ -210,6 +207,6 @@ def local_path(config, key: str, value: str | None) -> Path | None:
     """Where a weights setting's file is, without fetching it (``None``: not set)."""
     if value is None:
         return None
-    if value == NAMED_VALUES.get(key):
+    if value == NAMED_WEIGHTS.get(key):
         return needed_files(config)[key].path
     return Path(value)

@@ -7,15 +7,13 @@ the folder layout and the guarantees.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
 import os
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -175,7 +173,7 @@ def merge_outputs(output: str | Path, threads: int = 4) -> TranslationSummary:
     if make_input_digest(sources) != settings.get("input_sha256"):
         raise TranslationError(f"{settings['input']}: the input changed since the shards ran; "
                                "translate it again")
-    with _folder_lock(out_dir):
+    with exclusive(out_dir, "translation output", f"{LOCK_NAME}.merge", wait=True):
         entries, missing = collect_final(out_dir, sources, settings["num_samples"], {}, threads)
         if missing:
             raise TranslationError(
@@ -318,7 +316,7 @@ def _finish(out_dir: Path, sources: SourceSet, settings: dict, shard: Shard,
         return True
     # Shards run by hand: the last one to finish merges, under a lock in case two finish at
     # the same time.
-    with _folder_lock(out_dir):
+    with exclusive(out_dir, "translation output", f"{LOCK_NAME}.merge", wait=True):
         entries, missing = collect_final(out_dir, sources, k, final, threads)
         if missing:
             logger.info("shard %s done; %d outputs belong to shards still running or not run "
@@ -328,17 +326,6 @@ def _finish(out_dir: Path, sources: SourceSet, settings: dict, shard: Shard,
             return False
         write_final(out_dir, sources, k, entries, settings)
     return True
-
-
-@contextmanager
-def _folder_lock(folder: Path) -> Iterator[None]:
-    """An exclusive lock on ``folder`` (flock on the directory itself: no lock file to leave)."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 def _resolve_shard(shard: Shard | None) -> tuple[Shard, bool]:
