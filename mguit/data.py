@@ -15,6 +15,7 @@ ranks draw disjoint items without any shared state (see :class:`IterationSampler
 
 from __future__ import annotations
 
+import hashlib
 import math
 import operator
 from collections.abc import Iterator, Sequence
@@ -42,6 +43,21 @@ class BoxImage:
     height: int
     boxes: np.ndarray
     labels: list[str]
+
+
+def records_fingerprint(source: Sequence[BoxImage], target: Sequence[BoxImage],
+                        target_labeled: bool = True, unlabeled_target: str = "single") -> str:
+    """A hash of what a training sees of its records: paths, sizes, boxes (to 1/1000 pixel),
+    labels, in order, whether the target has labels and, if not, how it trains the memory."""
+    rule = "" if target_labeled else f" {unlabeled_target}"
+    digest = hashlib.sha256(f"target_labeled={target_labeled}{rule}\n".encode())
+    for domain, images in (("source", source), ("target", target)):
+        digest.update(f"{domain} {len(images)}\n".encode())
+        for image in images:
+            boxes = np.round(np.asarray(image.boxes, dtype=np.float64).reshape(-1, 4), 3)
+            digest.update(f"{image.path}\0{image.width}\0{image.height}\0"
+                          f"{boxes.tolist()}\0{list(image.labels)}\n".encode())
+    return digest.hexdigest()
 
 
 def class_mask(
@@ -140,6 +156,11 @@ class UnpairedBoxDataset(Dataset):
     Item: ``image_x``, ``image_y``: ``(3, crop, crop)`` float32 in ``[-1, 1]``; ``mask_x``,
     ``mask_y``: ``(crop, crop)`` int64 group indices; ``index_x``, ``index_y``: the image's
     position in its domain's list.
+
+    ``target_labeled=False`` (a target without boxes): items have no ``mask_y``, and the model
+    lets the target's pixels address every memory item (the single-memory rule on that side).
+    The target's records must then carry no boxes: an empty box list would otherwise be read as
+    "all background".
     """
 
     def __init__(
@@ -152,6 +173,7 @@ class UnpairedBoxDataset(Dataset):
         crop: int = 360,
         flip: bool = True,
         seed: int = 0,
+        target_labeled: bool = True,
     ):
         if BACKGROUND not in groups:
             raise ValueError(f"groups {list(groups)} need a {BACKGROUND!r} group")
@@ -169,6 +191,9 @@ class UnpairedBoxDataset(Dataset):
         self.flip = flip
         self.seed = seed
         self.source, self.target = list(source), list(target)
+        self.target_labeled = target_labeled
+        if not target_labeled and any(len(image.labels) for image in self.target):
+            raise ValueError("target_labeled is False but target records carry boxes")
         for name, images in (("source", self.source), ("target", self.target)):
             if not images:
                 raise ValueError(f"the {name} domain has no images")
@@ -194,7 +219,8 @@ class UnpairedBoxDataset(Dataset):
             index = int(np.random.default_rng([self.seed, stream, k // n]).permutation(n)[k % n])
             image, mask = self._load(images[index], augment)
             item[f"image_{domain}"] = image
-            item[f"mask_{domain}"] = mask
+            if domain == "x" or self.target_labeled:
+                item[f"mask_{domain}"] = mask
             item[f"index_{domain}"] = index
         return item
 

@@ -248,7 +248,8 @@ class ClassAwareMemory(nn.Module):
 
     @torch.no_grad()
     def update(self, content_x: Tensor, style_x: Tensor, content_y: Tensor, style_y: Tensor,
-               mask_x: Tensor | None = None, mask_y: Tensor | None = None) -> None:
+               mask_x: Tensor | None = None, mask_y: Tensor | None = None,
+               write_keys: tuple[bool, bool] = (True, True)) -> None:
         """Write both domains' features into the memory (eq 5-6), in place.
 
         Args:
@@ -256,15 +257,20 @@ class ClassAwareMemory(nn.Module):
             style_x, style_y: ``(B, C, H, W)`` style features of each domain.
             mask_x, mask_y: ``(B, H, W)`` group index per pixel; None lets every pixel update
                 every item (single memory).
+            write_keys: per domain, whether its content moves the keys; False writes only
+                that domain's values (a domain without labels, whose pixels' classes are
+                unknown, then cannot pull a class's keys towards other content).
         An item whose class has no pixel in the batch keeps its key and values.
         """
         with record_function("memory.update"):
-            self._update(content_x, style_x, content_y, style_y, mask_x, mask_y)
+            self._update(content_x, style_x, content_y, style_y, mask_x, mask_y, write_keys)
 
     def _update(self, content_x: Tensor, style_x: Tensor, content_y: Tensor, style_y: Tensor,
-                mask_x: Tensor | None, mask_y: Tensor | None) -> None:
+                mask_x: Tensor | None, mask_y: Tensor | None,
+                write_keys: tuple[bool, bool] = (True, True)) -> None:
         kx, vx, zx = self._update_sums(content_x, style_x, mask_x)
         ky, vy, zy = self._update_sums(content_y, style_y, mask_y)
+        kx, ky = (k if write else torch.zeros_like(k) for k, write in zip((kx, ky), write_keys))
         sums = torch.cat([kx, vx, ky, vy, zx[:, None], zy[:, None]], dim=1)
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             dist.all_reduce(sums)

@@ -47,6 +47,10 @@ X, Y = 0, 1
 DIRECTIONS = {"source_to_target": (X, Y), "target_to_source": (Y, X)}
 
 
+# How a target without class masks trains the memory (MGUIT's unlabeled_target).
+UNLABELED_RULES = ("single", "values")
+
+
 class MGUIT(nn.Module):
     """Encoders, generators, discriminators and the memory of MGUIT, built from the config.
 
@@ -54,9 +58,18 @@ class MGUIT(nn.Module):
     N(0, 0.001)); the memory's keys and values start as random unit vectors.
     """
 
-    def __init__(self, cfg: TranslatorConfig):
+    def __init__(self, cfg: TranslatorConfig, unlabeled_target: str = "single"):
         super().__init__()
         self.cfg = cfg
+        # How a target without class masks trains the memory (the pipeline's
+        # data.target.unlabeled_rule): "single", the single memory's rule (every item read,
+        # written and eq 8's candidates); "values" (every item read, only the target values
+        # written, no eq 8 on the target: the keys and the content's class structure learn
+        # from labeled pixels alone).
+        if unlabeled_target not in UNLABELED_RULES:
+            raise ValueError(f"unlabeled_target must be one of {', '.join(UNLABELED_RULES)}, "
+                             f"got {unlabeled_target!r}")
+        self.unlabeled_target = unlabeled_target
         m = cfg.model
         self.content_encoder = ContentEncoder(m)
         self.style_encoders = nn.ModuleList([StyleEncoder(m), StyleEncoder(m)])
@@ -98,7 +111,9 @@ class MGUIT(nn.Module):
 
         Args:
             batch: ``image_x``, ``image_y`` ``(B, 3, H, W)`` in [-1, 1]; ``mask_x``, ``mask_y``
-                ``(B, H, W)`` memory-group index per pixel (from the ground-truth boxes).
+                ``(B, H, W)`` memory-group index per pixel (from the ground-truth boxes). A
+                domain without a mask (a target without labels) reads, updates and is trained
+                on every item, as in the single memory.
         Returns:
             a dict of tensors: content ``c_x, c_y`` and style statistics ``mu_*, logvar_*``,
             sampled styles ``s_*``, feature masks ``m_*``, translations ``fake_x`` (y -> x) and
@@ -117,8 +132,7 @@ class MGUIT(nn.Module):
         m_x = self.feature_mask(batch.get("mask_x"), size)
         m_y = self.feature_mask(batch.get("mask_y"), size)
         out.update(c_x=c_x, c_y=c_y)
-        if m_x is not None:
-            out.update(m_x=m_x, m_y=m_y)
+        out.update({f"m_{d}": m for d, m in (("x", m_x), ("y", m_y)) if m is not None})
         for d, name, image in ((X, "x", image_x), (Y, "y", image_y)):
             stats = self.style_encoders[d](image)
             out[f"mu_{name}"], out[f"logvar_{name}"] = stats["mu"], stats["logvar"]
@@ -200,9 +214,11 @@ class MGUIT(nn.Module):
             terms["content_recon"] = (losses.l1(out["c_fake_y"], out["c_x"])
                                       + losses.l1(out["c_fake_x"], out["c_y"]))
         fx = self.memory.feature_loss(out["c_x"], out["s_x"], X, out.get("m_x"))
-        fy = self.memory.feature_loss(out["c_y"], out["s_y"], Y, out.get("m_y"))
-        terms["key_contrast"] = fx["key"] + fy["key"]
-        terms["value_contrast"] = fx["value"] + fy["value"]
+        terms["key_contrast"], terms["value_contrast"] = fx["key"], fx["value"]
+        if not self._values_only_target(out):
+            fy = self.memory.feature_loss(out["c_y"], out["s_y"], Y, out.get("m_y"))
+            terms["key_contrast"] = terms["key_contrast"] + fy["key"]
+            terms["value_contrast"] = terms["value_contrast"] + fy["value"]
         weighted = {k: getattr(w, k) * v for k, v in terms.items()}
         weighted["total"] = sum(weighted.values())
         return weighted
@@ -223,7 +239,13 @@ class MGUIT(nn.Module):
         need) would only add variance to it.
         """
         self.memory.update(out["c_x"].detach(), out["mu_x"].detach(), out["c_y"].detach(),
-                           out["mu_y"].detach(), out.get("m_x"), out.get("m_y"))
+                           out["mu_y"].detach(), out.get("m_x"), out.get("m_y"),
+                           write_keys=(True, not self._values_only_target(out)))
+
+    def _values_only_target(self, out: dict[str, Tensor]) -> bool:
+        """Whether this batch's target has no class masks and trains only its values."""
+        return (self.memory.class_aware and "m_y" not in out
+                and self.unlabeled_target == "values")
 
     @torch.no_grad()
     def translate(self, images: Tensor, direction: str = "source_to_target",

@@ -7,7 +7,11 @@ Layout of ``out_dir`` (the pipeline passes ``runs/<name>/translator``)::
     tensorboard/                   every loss term, learning rate, image grids
     samples/iter_XXXXXX.png        the same image grids as files
 
-Resuming is automatic: when ``checkpoints/last.pt`` exists, training continues from it. Since a
+Resuming is automatic: when ``checkpoints/last.pt`` exists, training continues from it, provided
+it was trained on the same records (:func:`mguit.data.records_fingerprint`, kept in the
+checkpoint); on other data the trainer raises, or with ``on_data_change="restart"`` starts over
+in an emptied folder (the pipeline's choice: its stage reruns when its manifests changed; a
+checkpoint too old to record its data counts as other data there). Since a
 training item is a pure function of its index (:class:`mguit.data.UnpairedBoxDataset`) and the
 checkpoint holds the torch RNG state, a resumed run computes the same iterations as one that was
 never interrupted.
@@ -27,6 +31,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -40,7 +45,7 @@ from torchvision.utils import make_grid, save_image
 from tqdm import tqdm
 
 from mguit.config import TranslatorConfig
-from mguit.data import BoxImage, IterationSampler, UnpairedBoxDataset
+from mguit.data import BoxImage, IterationSampler, UnpairedBoxDataset, records_fingerprint
 from mguit.distributed import distributed_context, resolve_device
 from mguit.model import MGUIT
 
@@ -103,6 +108,10 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be resumed from; the message names the file and what to do."""
 
 
+class DataChangedError(CheckpointError):
+    """The checkpoint was trained on other records than the trainer's."""
+
+
 def atomic_save(obj: object, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -153,11 +162,16 @@ class Trainer:
             ``cuda:LOCAL_RANK``.
         seed: seeds the initialisation, the data order and the training noise.
         progress: show a tqdm bar (rank 0).
+        target_labeled: False when the target has no boxes (its records carry none): its pixels
+            then address every memory item (see :class:`mguit.data.UnpairedBoxDataset`).
+        on_data_change: ``error`` or ``restart`` when ``last.pt`` was trained on other records.
+        unlabeled_target: how a target without boxes trains the memory (:class:`MGUIT`).
     """
 
     def __init__(self, cfg: TranslatorConfig, source: Sequence[BoxImage],
                  target: Sequence[BoxImage], out_dir: str | Path, device: str = "auto",
-                 seed: int = 0, progress: bool = True):
+                 seed: int = 0, progress: bool = True, target_labeled: bool = True,
+                 on_data_change: str = "error", unlabeled_target: str = "single"):
         self.cfg = cfg
         self.out_dir = Path(out_dir)
         self.rank, self.world_size = distributed_context()
@@ -168,13 +182,18 @@ class Trainer:
         self.seed = seed
         t = cfg.train
         groups = list(cfg.memory.items)
+        if on_data_change not in ("error", "restart"):
+            raise ValueError(f"on_data_change must be error or restart, got {on_data_change!r}")
+        self.on_data_change = on_data_change
+        self.data_id = records_fingerprint(source, target, target_labeled, unlabeled_target)
         self.dataset = UnpairedBoxDataset(source, target, groups,
-                                          resize=t.resize, crop=t.crop, flip=t.flip, seed=seed)
+                                          resize=t.resize, crop=t.crop, flip=t.flip, seed=seed,
+                                          target_labeled=target_labeled)
         per_iteration = t.batch_size * self.world_size
         self.total_iterations = t.iterations or t.epochs * math.ceil(len(self.dataset)
                                                                      / per_iteration)
         torch.manual_seed(seed)
-        self.model = MGUIT(cfg).to(self.device)
+        self.model = MGUIT(cfg, unlabeled_target).to(self.device)
         self.amp = t.amp and self.device.type == "cuda"
         if self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -210,6 +229,7 @@ class Trainer:
             "config": asdict(self.cfg),
             "seed": self.seed,
             "total_iterations": self.total_iterations,
+            "data": self.data_id,
         }
 
     def save(self, snapshot: bool = False) -> Path:
@@ -229,6 +249,15 @@ class Trainer:
         if state.get("version") != CHECKPOINT_VERSION:
             raise CheckpointError(f"{path}: checkpoint version {state.get('version')} is not "
                                   f"{CHECKPOINT_VERSION}; start a new run directory")
+        # A checkpoint from before fingerprints were kept is trusted when the caller would
+        # refuse other data, and counts as other data when it would start over: the pipeline
+        # reruns this stage only when its data changed or it never finished.
+        known = state.get("data")
+        if known is None and self.on_data_change == "restart":
+            raise DataChangedError(f"{path}: the checkpoint does not record its training data")
+        if known is not None and known != self.data_id:
+            raise DataChangedError(f"{path}: the checkpoint was trained on other images or "
+                                   "boxes")
         changed = config_changes(state["config"], asdict(self.cfg))
         if changed:
             raise CheckpointError(
@@ -258,6 +287,12 @@ class Trainer:
             return
         try:
             self.load(last)
+        except DataChangedError as exc:
+            if self.on_data_change != "restart":
+                raise CheckpointError(f"{exc}; delete {self.out_dir} (or choose a new run name) "
+                                      "to train on the new data") from None
+            self._start_over(exc)
+            return
         except CheckpointError as exc:
             if "unreadable checkpoint" not in str(exc):
                 raise
@@ -274,6 +309,15 @@ class Trainer:
             raise CheckpointError(f"{exc}; no intact snapshot in {self.checkpoint_dir} to fall "
                                   f"back to: delete {last} to train from the start") from None
         logger.info("resuming from %s at iteration %d", last, self.iteration)
+
+    def _start_over(self, reason: Exception) -> None:
+        """Empty the training folder (checkpoints, logs, samples) of a training on other data."""
+        logger.warning("%s; training from scratch", reason)
+        if self.rank == 0:
+            for name in ("checkpoints", "tensorboard", "samples"):
+                shutil.rmtree(self.out_dir / name, ignore_errors=True)
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()
 
     # ------------------------------------------------------------------ training
 
@@ -323,8 +367,8 @@ class Trainer:
             return {}
         memory = self.model.memory
         totals = [memory.read_statistics(out[f"c_{d}"].detach(), out[f"m_{d}"])
-                  for d in ("x", "y")]
-        stats = {k: totals[0][k] + totals[1][k] for k in totals[0]}
+                  for d in ("x", "y") if f"m_{d}" in out]
+        stats = {k: sum(t[k] for t in totals) for k in totals[0]}
         result = {}
         for g, name in enumerate(memory.groups):
             if stats["pixels"][g] > 0:

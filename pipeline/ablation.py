@@ -6,7 +6,13 @@ Four runs of the same experiment that differ only in the memory: single (``sm``)
 
     prepare -> train_translator -> translate -> train_detector -> evaluate -> metrics
 
-with ``run.seed`` set to the seed and ``detector.train_sets`` to ``[translated]``. The source-only
+with ``run.seed`` set to the seed and ``detector.train_sets`` to ``[translated]``. ``labels``
+adds the target-label modes (``data.target.labels``: boxes, none, pseudo) as another axis: a
+(variant, mode) row ``cm_cl``, ``cm_cl_none``, ``cm_cl_pseudo`` (``cm_cl_pseudo2`` with
+``pseudo_labels.rounds=2``), whose pseudo runs are labelled by the seed's detector of the `none`
+run (``pseudo_labels.detector: translated_unlabeled``) or reference source-only detector
+(``source_only``) where the ablation trains it: the same training as the run's own would
+be. The source-only
 and oracle detectors do not depend on the translator, so they are trained once per seed, in
 ``runs/<name>_reference_s<seed>/`` (prepare -> train_detector -> evaluate). Rerunning resumes
 each run where it stopped and skips what is done, like ``pipeline run``.
@@ -34,14 +40,16 @@ from detection.manifest import write_text
 from pipeline.config import Config, load_config
 from pipeline.logs import add_run_log
 from pipeline.paper import PAPER_TABLE4
-from pipeline.rundir import detection_metrics, translation_metrics
+from pipeline.rundir import detection_metrics, detector_dir, translation_metrics
 from pipeline.runner import Runner
 
 logger = logging.getLogger(__name__)
 
 ABLATION_VERSION = 2
 
-STAGES = ("prepare", "train_translator", "translate", "train_detector", "evaluate", "metrics")
+STAGES = ("prepare", "pseudo_label", "train_translator", "translate", "train_detector", "evaluate",
+          "metrics")
+LABEL_MODES = ("boxes", "none", "pseudo")
 REFERENCE_STAGES = ("prepare", "train_detector", "evaluate")
 REFERENCE_SETS = ("source_only", "oracle")
 
@@ -73,28 +81,48 @@ def run_name(base_name: str, variant: str, seed: int) -> str:
     return f"{base_name}_{variant}_s{seed}"
 
 
+def row_key(variant: Variant, labels: str, rounds: int = 1) -> str:
+    """``cm_cl`` with the target's own boxes, ``cm_cl_pseudo`` / ``cm_cl_none`` without,
+    ``cm_cl_pseudo2`` for two rounds of pseudo labels."""
+    if labels == "boxes":
+        return variant.key
+    return f"{variant.key}_{labels}" + (str(rounds) if labels == "pseudo" and rounds > 1 else "")
+
+
 def variant_config(config_path: str | Path, overrides: Sequence[str], variant: Variant,
-                   base_name: str, seed: int) -> Config:
+                   base_name: str, seed: int, labels: str | None = None,
+                   pseudo_checkpoint: Path | None = None) -> Config:
     """The base config with the variant's memory, the seed, its own run name, and only the
-    translated set's detector."""
+    translated set's detector; ``labels`` sets ``data.target.labels`` (None: the config's).
+    ``pseudo_checkpoint``: the detector that pseudo-labels, trained elsewhere in the ablation
+    (the same training as the run's own would be)."""
+    base = load_config(config_path, list(overrides))
+    labels = labels or base.data.target.labels
+    key = row_key(variant, labels, base.pseudo_labels.rounds)
+    extra = [f"data.target.labels={labels}"]
+    if labels == "pseudo" and pseudo_checkpoint is not None:
+        extra.append(f"pseudo_labels.checkpoint={pseudo_checkpoint}")
     return load_config(config_path, [
         *overrides,
-        f"run.name={run_name(base_name, variant.key, seed)}",
+        f"run.name={run_name(base_name, key, seed)}",
         f"run.seed={seed}",
         f"translator.memory.variant={variant.memory}",
         f"translator.memory.loss={variant.loss}",
         "detector.train_sets=[translated]",
+        *extra,
     ])
 
 
 def reference_config(config_path: str | Path, overrides: Sequence[str], base_name: str,
-                     seed: int) -> Config:
-    """The base config trained on the source and on the target only (no translator)."""
+                     seed: int, labels: str | None = None) -> Config:
+    """The base config trained on the source and on the target only (no translator); the
+    oracle only where ``labels`` (default: the config's) is ``boxes``."""
     return load_config(config_path, [
         *overrides,
         f"run.name={run_name(base_name, 'reference', seed)}",
         f"run.seed={seed}",
         f"detector.train_sets=[{','.join(REFERENCE_SETS)}]",
+        *([f"data.target.labels={labels}"] if labels else []),
     ])
 
 
@@ -103,7 +131,7 @@ def _run_stages(config: Config, stages: Sequence[str], force: bool) -> Path:
     handler = add_run_log(runner.ctx.run_dir) if runner.is_main else None
     try:
         logger.info("ablation run %s", runner.ctx.run_dir)
-        runner.run(runner.select(only=list(stages)), force=force)
+        runner.run(runner.select(only=[s for s in stages if s in runner.names]), force=force)
     finally:
         if handler is not None:
             logging.getLogger().removeHandler(handler)
@@ -113,31 +141,59 @@ def _run_stages(config: Config, stages: Sequence[str], force: bool) -> Path:
 
 def run_ablation(config_path: str | Path, overrides: Sequence[str] = (),
                  variants: tuple[str, ...] = VARIANT_KEYS, seeds: Sequence[int] | None = None,
-                 force: bool = False, reference: bool = True) -> Path:
-    """Run every (variant, seed) and, with ``reference``, each seed's source-only and oracle
-    detectors (resuming what is done), then write the table. ``seeds`` defaults to the config's
-    ``run.seed``. Returns the folder holding ``ablation.json`` and ``ablation.md``."""
+                 force: bool = False, reference: bool = True,
+                 labels: Sequence[str] | None = None) -> Path:
+    """Run every (variant, target labels, seed) and, with ``reference``, each seed's
+    source-only and oracle detectors (resuming what is done), then write the table. ``seeds``
+    defaults to the config's ``run.seed``, ``labels`` (modes of ``data.target.labels``) to the
+    config's. Returns the folder holding ``ablation.json`` and ``ablation.md``."""
     base = load_config(config_path, list(overrides))
     seeds = list(seeds) if seeds else [base.run.seed]
+    modes = list(labels) if labels else [base.data.target.labels]
+    unknown = [m for m in modes if m not in LABEL_MODES]
+    if unknown:
+        raise ValueError(f"unknown target labels mode {unknown[0]!r} (modes: "
+                         f"{', '.join(LABEL_MODES)})")
     chosen = [v for v in VARIANTS if v.key in variants]
+    # The oracle needs the target's own boxes: its reference is trained on them when the
+    # ablation has a mode that uses them (so the data has them).
+    reference_labels = "boxes" if "boxes" in modes else base.data.target.labels
     references: dict[str, dict] = {}
+    source_only: dict[str, Path] = {}
     if reference:
         for seed in seeds:
-            run_dir = _run_stages(reference_config(config_path, overrides, base.run.name, seed),
-                                  REFERENCE_STAGES, force)
+            run_dir = _run_stages(reference_config(config_path, overrides, base.run.name, seed,
+                                                   reference_labels), REFERENCE_STAGES, force)
             references[str(seed)] = reference_detectors(run_dir)
+            source_only[str(seed)] = reference_checkpoint(run_dir, "source_only")
     gap_classes = base.evaluate.gap_classes or list(base.data.classes)
     rows: dict[str, dict] = {}
     for variant in chosen:
-        per_seed = {}
-        for seed in seeds:
-            config = variant_config(config_path, overrides, variant, base.run.name, seed)
-            run_dir = _run_stages(config, STAGES, force)
-            per_seed[str(seed)] = collect_run(run_dir, references.get(str(seed), {}),
-                                              gap_classes)
-        rows[variant.key] = {"memory": variant.memory, "loss": variant.loss,
-                             "label": variant.label, "seeds": per_seed,
-                             "summary": summarise(per_seed.values())}
+        # The first labeller of the pseudo runs is trained already when the ablation has it:
+        # the seed's reference source-only detector, or the detector of the seed's `none` run
+        # (a translation without target labels), each the same training the pseudo run's own
+        # would be. `none` therefore runs before `pseudo`.
+        labellers: dict[str, Path] = {}
+        if base.pseudo_labels.checkpoint is None and base.pseudo_labels.detector == "source_only":
+            labellers = source_only
+        for mode in sorted(modes, key=LABEL_MODES.index):
+            per_seed = {}
+            for seed in seeds:
+                config = variant_config(config_path, overrides, variant, base.run.name, seed,
+                                        mode, labellers.get(str(seed)))
+                run_dir = _run_stages(config, STAGES, force)
+                if mode == "none" and base.pseudo_labels.checkpoint is None \
+                        and base.pseudo_labels.detector == "translated_unlabeled":
+                    labellers[str(seed)] = reference_checkpoint(run_dir, "translated")
+                per_seed[str(seed)] = collect_run(run_dir, references.get(str(seed), {}),
+                                                  gap_classes)
+            rounds = base.pseudo_labels.rounds
+            label = variant.label if mode == "boxes" else \
+                f"{variant.label}, target labels: {mode}" + \
+                (f" ({rounds} rounds)" if mode == "pseudo" and rounds > 1 else "")
+            rows[row_key(variant, mode, rounds)] = {"memory": variant.memory, "loss": variant.loss,
+                                            "labels": mode, "label": label, "seeds": per_seed,
+                                            "summary": summarise(per_seed.values())}
     out = base.run.path.parent / f"{base.run.name}_ablation"
     document = {
         "version": ABLATION_VERSION,
@@ -216,6 +272,14 @@ def summarise(rows) -> dict[str, dict[str, float | None]]:
             result[key] = {"mean": statistics.fmean(column),
                            "std": statistics.stdev(column) if len(column) > 1 else 0.0}
     return result
+
+
+def reference_checkpoint(run_dir: Path, train_set: str) -> Path:
+    """The checkpoint of a run's detector of ``train_set``."""
+    from detection import read_card
+
+    folder = detector_dir(run_dir, train_set)
+    return folder / read_card(folder)["checkpoint"]
 
 
 def reference_detectors(run_dir: Path) -> dict:

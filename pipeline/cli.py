@@ -105,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "for sm_tl, sm_cl, cm_tl, cm_cl (prepare through metrics, resuming what is "
                     "done), each seed's source-only and oracle detectors in "
                     "runs/<name>_reference_s<seed>/, then one table (every seed, mean ± std) "
-                    "in runs/<name>_ablation/ablation.{json,md}.")
+                    "in runs/<name>_ablation/ablation.{json,md}. --labels adds the target "
+                    "label modes (boxes, none, pseudo) as rows <variant>_<mode>.")
     _add_config_args(ablate)
     ablate.add_argument("--variants", type=_stage_list, default=list(ablation.VARIANT_KEYS),
                         metavar="V[,V]", help="variants to run (default: "
@@ -113,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("--seeds", type=_seed_list, default=None, metavar="S[,S]",
                         help="seeds (run.seed) to run every variant with, e.g. 0,1,2 "
                              "(default: the config's run.seed)")
+    ablate.add_argument("--labels", type=_stage_list, default=None, metavar="MODE[,MODE]",
+                        help="target label modes (data.target.labels) to run every variant "
+                             "with: boxes, none, pseudo (default: the config's)")
     ablate.add_argument("--no-reference", dest="reference", action="store_false",
                         help="skip the source-only and oracle detectors (no gap-recovered "
                              "figure)")
@@ -416,8 +420,12 @@ def _ablate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if unknown:
         parser.error(f"unknown variant(s) {', '.join(unknown)} "
                      f"(variants: {', '.join(ablation.VARIANT_KEYS)})")
+    modes = [m for m in args.labels or () if m not in ablation.LABEL_MODES]
+    if modes:
+        parser.error(f"unknown --labels mode(s) {', '.join(modes)} "
+                     f"(modes: {', '.join(ablation.LABEL_MODES)})")
     ablation.run_ablation(args.config, args.overrides, tuple(args.variants), seeds=args.seeds,
-                          force=args.force, reference=args.reference)
+                          labels=args.labels, force=args.force, reference=args.reference)
     return 0
 
 

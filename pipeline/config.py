@@ -79,11 +79,25 @@ class DomainConfig:
     ``format`` selects the reader. KITTI has no official validation split: ``val_list`` (a file of
     frame ids) is used when set, otherwise a seeded random ``val_fraction`` of the frames.
     Cityscapes uses its official ``train_split``/``val_split`` folders. COCO reads
-    ``train_annotations``/``val_annotations`` JSON files with images under ``root``.
+    ``train_annotations``/``val_annotations`` JSON files with images under ``root``. ``folder``
+    is a plain folder of images without labels: ``root/<train_split>`` and ``root/<val_split>``
+    when both exist, else every image under ``root`` split by ``val_fraction``.
+
+    ``labels`` (the target only) says where the translator's target boxes come from: ``boxes``
+    the dataset's own, ``none`` no boxes at all (the target side of the memory is trained
+    without class masks), ``pseudo`` a detector's (the ``pseudo_labels`` section). With ``none``
+    and ``pseudo`` the training split's labels are never read, and the validation split's are
+    read where the dataset has them (evaluation needs them).
     """
 
-    format: Literal["kitti", "cityscapes", "coco"]
+    format: Literal["kitti", "cityscapes", "coco", "folder"]
     root: str
+    labels: Literal["boxes", "none", "pseudo"] = "boxes"
+    # labels none: how the target's pixels train the memory. "single": the single memory's
+    # rule (read, write and eq 8 over every item); "values": read every item, write only the
+    # target values, no eq 8 (keys and class structure learn from the source's labeled
+    # pixels). Neither holds every seed on the demo (docs/unlabeled-targets.md).
+    unlabeled_rule: Literal["single", "values"] = "single"
     class_map: dict[str, Optional[str]] = field(default_factory=dict)
     on_unknown_label: Literal["error", "ignore"] = "error"
     val_fraction: float = 0.1
@@ -102,6 +116,14 @@ class DomainConfig:
         if self.format == "coco" and not (self.train_annotations and self.val_annotations):
             raise ValueError("format coco needs train_annotations and val_annotations "
                              "(paths of COCO JSON files)")
+        if self.format == "folder" and self.labels == "boxes":
+            raise ValueError("format folder holds images without labels: set labels to none "
+                             "or pseudo")
+
+    @property
+    def has_train_labels(self) -> bool:
+        """Whether the training split's own boxes are read."""
+        return self.labels == "boxes"
 
 
 @dataclass
@@ -130,6 +152,9 @@ class DataConfig:
                     )
         if self.min_box_size < 0:
             raise ValueError("min_box_size must be >= 0")
+        if self.source.labels != "boxes":
+            raise ValueError("source.labels must be boxes: the translated set keeps the "
+                             "source's boxes (an unlabeled domain goes in data.target)")
 
 
 @dataclass
@@ -221,6 +246,35 @@ class MetricsConfig:
 
 
 @dataclass
+class PseudoLabelsConfig:
+    """The ``pseudo_label`` stage (``data.target.labels: pseudo``): a detector's boxes on
+    target_train -> ``runs/<name>/data/target_train.pseudo.json`` (with scores), which the
+    translator trains its target class masks from.
+    """
+
+    # A detector checkpoint of the configured backend and model; null: the `detector` below.
+    checkpoint: Optional[str] = None
+    # The detector that labels the first round, trained by the stage: "source_only" (the run's
+    # own, reused by train_detector) or "translated_unlabeled" (trained on a translation made
+    # without target labels, labels: none; a second translator). On the demo the source-only
+    # detector's boxes are 3 % right, a good seed's translated_unlabeled ones 14 %
+    # (docs/unlabeled-targets.md).
+    detector: Literal["source_only", "translated_unlabeled"] = "source_only"
+    # Boxes scoring at least this become labels: the usual 0.5. On the demo the source-only
+    # detector's boxes are 3-4 % right at every threshold (docs/unlabeled-targets.md).
+    score_threshold: float = 0.5
+    # 2 re-labels target_train with the detector trained on the first round's translations
+    # (a whole translator, translation and detector more; runs/<name>/pseudo_round1/).
+    rounds: int = 1
+
+    def validate(self) -> None:
+        if not 0 <= self.score_threshold <= 1:
+            raise ValueError("pseudo_labels.score_threshold must be in [0, 1]")
+        if self.rounds < 1:
+            raise ValueError("pseudo_labels.rounds must be >= 1")
+
+
+@dataclass
 class ReportConfig:
     """The ``report`` stage: ``runs/<name>/report/index.html``, readable without a server."""
 
@@ -265,6 +319,7 @@ class Config:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    pseudo_labels: PseudoLabelsConfig = field(default_factory=PseudoLabelsConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     inspect: InspectConfig = field(default_factory=InspectConfig)
 
@@ -277,10 +332,22 @@ class Config:
                 "translator.memory.items must give items to every class of data.classes and "
                 f"to no other (plus background): missing {missing}, unknown {extra}"
             )
+        if not self.train_sets:
+            raise ValueError("detector.train_sets lists only oracle, which needs the target's "
+                             "own training labels (data.target.labels: boxes)")
         unknown = [c for c in self.evaluate.gap_classes or () if c not in self.data.classes]
         if unknown:
             raise ValueError(f"evaluate.gap_classes {unknown} are not in data.classes "
                              f"{self.data.classes}")
+
+    @property
+    def train_sets(self) -> list[str]:
+        """``detector.train_sets`` that this run's data allows: the oracle needs the target's
+        own training labels, so it is left out when ``data.target.labels`` is not ``boxes``."""
+        sets = self.detector.train_sets
+        if self.data.target.has_train_labels:
+            return list(sets)
+        return [s for s in sets if s != "oracle"]
 
     def section(self, dotted: str) -> object:
         obj: object = self
@@ -302,7 +369,7 @@ NAMED_WEIGHTS = {"detector.weights": "imagenet", "metrics.inception_weights": "d
 PATH_FIELDS = ("data.source.root", "data.source.val_list", "data.source.train_annotations",
                "data.source.val_annotations", "data.target.root", "data.target.val_list",
                "data.target.train_annotations", "data.target.val_annotations", "run.dir",
-               "translate.checkpoint", "detector.weights", "metrics.inception_weights",
+               "translate.checkpoint", "pseudo_labels.checkpoint", "detector.weights", "metrics.inception_weights",
                "metrics.lpips_weights", "metrics.classifier", "inspect.database_dir")
 
 

@@ -29,7 +29,7 @@ from pipeline.context import RunContext, StageError
 from pipeline.lock import exclusive
 from pipeline.rundir import fingerprint, resolved_config, state_file
 from pipeline.schema import suggest, to_plain
-from pipeline.stages import STAGE_NAMES, STAGES, Stage
+from pipeline.stages import STAGE_NAMES, Stage, active_stages
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ class Runner:
 
     def __init__(self, config: Config):
         self.ctx = RunContext(config)
+        self.stages = active_stages(config)
         self.state_path = state_file(self.ctx.run_dir)
         # Under torchrun every rank runs the stages; only rank 0 writes the run's bookkeeping.
         self.is_main = int(os.environ.get("RANK", "0")) == 0
@@ -75,7 +76,7 @@ class Runner:
         return state
 
     def _config_slice(self, stage: Stage) -> dict:
-        return {k: to_plain(self.ctx.config.section(k)) for k in stage.config_keys}
+        return {k: to_plain(self.ctx.config.section(k)) for k in stage.keys(self.ctx.config)}
 
     def status(self, stage: Stage, state: dict | None = None) -> StageStatus:
         record = (state or self.load_state())["stages"].get(stage.name)
@@ -105,7 +106,7 @@ class Runner:
         state = self.load_state()
         result = []
         upstream_pending = None
-        for stage in STAGES:
+        for stage in self.stages:
             st = self.status(stage, state)
             if st.state == "done" and upstream_pending:
                 st = StageStatus(st.stage, "done", st.reason +
@@ -122,13 +123,22 @@ class Runner:
             if name is not None and name not in STAGE_NAMES:
                 raise StageError(f"unknown stage {name!r}{suggest(name, list(STAGE_NAMES))} "
                                  f"(stages: {', '.join(STAGE_NAMES)})")
+        inactive = [n for n in [*(only or []), start, stop]
+                    if n is not None and n not in self.names]
+        if inactive:
+            raise StageError(f"stage {inactive[0]} is not part of this run: it runs only with "
+                             "data.target.labels: pseudo")
         if only:
-            return [s for s in STAGES if s.name in only]
-        first = STAGE_NAMES.index(start) if start else 0
-        last = STAGE_NAMES.index(stop) if stop else len(STAGES) - 1
+            return [s for s in self.stages if s.name in only]
+        first = self.names.index(start) if start else 0
+        last = self.names.index(stop) if stop else len(self.stages) - 1
         if first > last:
             raise StageError(f"--from {start} comes after --to {stop}")
-        return list(STAGES[first:last + 1])
+        return list(self.stages[first:last + 1])
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self.stages]
 
     def run(self, stages: list[Stage], force: bool = False) -> dict[str, dict]:
         """Run ``stages`` in order, skipping those that are done (unless ``force``).
@@ -166,7 +176,7 @@ class Runner:
             if not self.is_main:
                 continue
             state = self.load_state()
-            state["order"] = list(STAGE_NAMES)
+            state["order"] = self.names
             state["stages"][stage.name] = {
                 "config": self._config_slice(stage),
                 "inputs": {str(p): fingerprint(p) for p in stage.inputs(self.ctx)},
@@ -206,7 +216,7 @@ class Runner:
         for path in stage.inputs(self.ctx):
             if path.exists():
                 continue
-            for earlier in STAGES[:STAGE_NAMES.index(stage.name)]:
+            for earlier in self.stages[:self.names.index(stage.name)]:
                 if path in earlier.outputs(self.ctx):
                     raise StageError(f"stage {stage.name} needs {path}, which stage "
                                      f"{earlier.name} makes: run it first "

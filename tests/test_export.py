@@ -125,3 +125,26 @@ def test_missing_translated_set_is_explained(tiny_run, fiftyone_db, tmp_path, ca
     shutil.copy2(tiny_run[1] / "config.resolved.yaml", run_dir)
     assert export(run_dir, "translated", "yolo", tmp_path / "out") == 1
     assert "annotations.json: missing" in caplog.text and not (tmp_path / "out").exists()
+
+
+def test_pseudo_labelled_target_set(run_dir, tmp_path, caplog):
+    """target_train_pseudo exports data/target_train.pseudo.json; a run without it says how it
+    is made."""
+    from pipeline.stages.pseudo_label import pseudo_manifest
+
+    assert export(run_dir, "target_train_pseudo", "coco", tmp_path / "none") == 1
+    assert "pseudo labels come from a run with data.target.labels: pseudo" in caplog.text
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    target = manifest(copy / "data" / "target_train.json")
+    first = target["images"][0]
+    detections = [{"image_id": first["id"], "category_id": 2, "bbox": [1, 2, 10, 8],
+                   "score": 0.8},
+                  {"image_id": first["id"], "category_id": 1, "bbox": [3, 3, 5, 5],
+                   "score": 0.1}]
+    (copy / "data" / "target_train.pseudo.json").write_text(json.dumps(
+        pseudo_manifest({**target, "annotations": []}, detections, 0.5, {"round": 1})))
+    assert export(copy, "target_train_pseudo", "coco", tmp_path / "out") == 0
+    labels = manifest(tmp_path / "out" / "labels.json")
+    assert len(labels["images"]) == len(target["images"])
+    assert [(a["category_id"], a["bbox"]) for a in labels["annotations"]] == [(2, [1, 2, 10, 8])]

@@ -87,6 +87,24 @@ def test_update_matches_eq_5_and_6_by_hand_with_class_masks():
     torch.testing.assert_close(mem.values[1], torch.stack([unit(v0y), unit(v1y)]))
 
 
+def test_update_of_an_unlabeled_target_writing_values_only_by_hand():
+    """A class-aware memory, x masked, y without a mask and without key writes: y's pixel
+    reaches both items' y values (softmax over its one pixel: beta = 1 each), no key."""
+    mem = two_item_memory()
+    cx = pixels((1.0, 0.0))
+    sx = pixels((0.0, 2.0))
+    mx = torch.tensor([[[0]]])                 # the x pixel is a car
+    cy = pixels((3.0, 4.0))
+    sy = pixels((0.0, -1.0))
+    mem.update(cx, sx, cy, sy, mx, None, write_keys=(True, False))
+    unit = lambda v: v / v.norm()              # noqa: E731
+    k0 = torch.tensor([1.0, 0.0]) + torch.tensor([1.0, 0.0])
+    torch.testing.assert_close(mem.keys, torch.stack([unit(k0), torch.tensor([0.0, 1.0])]))
+    v0y = torch.tensor([0.6, 0.8]) + torch.tensor([0.0, -1.0])
+    v1y = torch.tensor([1.0, 0.0]) + torch.tensor([0.0, -1.0])
+    torch.testing.assert_close(mem.values[1], torch.stack([unit(v0y), unit(v1y)]))
+
+
 def test_update_softmax_over_all_pixels_without_masks():
     mem = two_item_memory(variant="single")
     cx = pixels((1.0, 0.0), (0.0, 1.0))

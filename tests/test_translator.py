@@ -336,3 +336,119 @@ def test_two_process_gloo_training_keeps_ranks_identical(tmp_path, manifest_path
                             env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "RANKS-IDENTICAL" in result.stdout
+
+
+def unlabeled(records: list) -> list:
+    """The records of a target without boxes (data.target.labels: none)."""
+    from dataclasses import replace
+
+    return [replace(r, boxes=np.zeros((0, 4)), labels=[]) for r in records]
+
+
+def test_small_random_model_trains_a_target_without_boxes_on_every_item(tmp_path, manifests):
+    """Without target masks the target's pixels address every item: the batch has no mask_y,
+    the forward pass no m_y, and the target's content moves object items' keys (with an
+    all-background mask it could only move the background items)."""
+    source, target = manifests
+    trainer = Trainer(tiny_config(iterations=1), source, unlabeled(target), tmp_path,
+                      device="cpu", progress=False, target_labeled=False)
+    item = trainer.dataset[0]
+    assert "mask_x" in item and "mask_y" not in item
+    batch = {k: v[None] for k, v in item.items() if k.startswith(("image_", "mask_"))}
+    out = trainer.model(batch)
+    assert "m_x" in out and "m_y" not in out
+    memory = trainer.model.memory
+    car = memory.groups.index("car")
+    car_items = memory.group_of_item == car
+    zeros = torch.zeros_like(out["c_x"])
+    for mask_y, moves in ((None, True), (torch.full_like(out["m_x"], memory.background), False)):
+        before = memory.keys.clone()
+        memory.update(zeros, zeros, out["c_y"].detach(), out["mu_y"].detach(),
+                      mask_x=torch.full_like(out["m_x"], -1), mask_y=mask_y)
+        moved = not torch.allclose(memory.keys[car_items], before[car_items], atol=1e-5)
+        assert moved == moves
+        memory.keys.copy_(before)
+    losses = trainer.train()
+    assert trainer.iteration == 1 and all(np.isfinite(v) for v in losses.values())
+    with pytest.raises(ValueError, match="target_labeled is False but target records carry"):
+        Trainer(tiny_config(), source, target, tmp_path / "x", device="cpu", progress=False,
+                target_labeled=False)
+
+
+def test_records_fingerprint_follows_what_training_sees(manifests):
+    from mguit.data import records_fingerprint
+
+    source, target = manifests
+    base = records_fingerprint(source, target)
+    assert records_fingerprint(list(source), list(target)) == base
+    assert records_fingerprint(source, unlabeled(target), target_labeled=False) != base
+    assert records_fingerprint(source, target, target_labeled=False) != base
+    moved = [*target[:-1], __import__("dataclasses").replace(target[-1],
+                                                             boxes=target[-1].boxes + 1)]
+    assert records_fingerprint(source, moved) != base
+    assert records_fingerprint(source, target[::-1]) != base
+
+
+def test_resume_on_other_data_restarts_or_refuses(tmp_path, manifests, caplog):
+    """A last.pt trained on other records: refused by default, started over (folder emptied)
+    with on_data_change=restart; a checkpoint without a fingerprint (older) resumes by
+    default and starts over with restart (the pipeline's stage reruns on changed data)."""
+    source, target = manifests
+    Trainer(tiny_config(iterations=2), source, target, tmp_path, device="cpu",
+            progress=False).train()
+    with pytest.raises(ValueError, match="trained on other images or boxes; delete"):
+        Trainer(tiny_config(iterations=2), source, unlabeled(target), tmp_path, device="cpu",
+                progress=False, target_labeled=False).train()
+    restarted = Trainer(tiny_config(iterations=1), source, unlabeled(target), tmp_path,
+                        device="cpu", progress=False, target_labeled=False,
+                        on_data_change="restart")
+    restarted._resume()
+    assert restarted.iteration == 0 and "training from scratch" in caplog.text
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "samples").exists()
+    restarted.train()
+    state = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
+    assert state["data"] == restarted.data_id
+    del state["data"]
+    torch.save(state, tmp_path / "checkpoints" / "last.pt")
+    older = Trainer(tiny_config(iterations=1), source, target, tmp_path, device="cpu",
+                    progress=False)
+    older._resume()
+    assert older.iteration == 1
+    older = Trainer(tiny_config(iterations=1), source, target, tmp_path, device="cpu",
+                    progress=False, on_data_change="restart")
+    older._resume()
+    assert older.iteration == 0 and "does not record its training data" in caplog.text
+
+
+def test_small_random_model_values_rule_keeps_unlabeled_target_off_keys_and_eq8(tmp_path,
+                                                                                 manifests):
+    """unlabeled_target=values: a target without masks writes its values, not the keys, and
+    adds no eq 8 term; the single rule writes keys and adds eq 8 on the target."""
+    source, target = manifests
+    results = {}
+    for rule in ("single", "values"):
+        trainer = Trainer(tiny_config(iterations=1), source, unlabeled(target), tmp_path / rule,
+                          device="cpu", progress=False, target_labeled=False,
+                          unlabeled_target=rule)
+        item = trainer.dataset[0]
+        batch = {k: v[None] for k, v in item.items() if k.startswith(("image_", "mask_"))}
+        model = trainer.model
+        out = model(batch)
+        memory = model.memory
+        keys, values = memory.keys.clone(), memory.values.clone()
+        out_x_only = {**out, "c_x": torch.zeros_like(out["c_x"]),
+                      "mu_x": torch.zeros_like(out["mu_x"]),
+                      "m_x": torch.full_like(out["m_x"], -1)}
+        model.update_memory(out_x_only)
+        keys_moved = not torch.allclose(memory.keys, keys, atol=1e-5)
+        values_moved = not torch.allclose(memory.values[1], values[1], atol=1e-5)
+        memory.keys.copy_(keys)
+        memory.values.copy_(values)
+        losses = model.generator_losses(out, batch)
+        expected = memory.feature_loss(out["c_x"], out["s_x"], 0, out["m_x"])["key"]
+        results[rule] = (keys_moved, values_moved,
+                         torch.isclose(losses["key_contrast"] / trainer.cfg.loss.key_contrast,
+                                       expected).item())
+    assert results == {"single": (True, True, False), "values": (False, True, True)}
+    with pytest.raises(ValueError, match="unlabeled_target must be one of single, values"):
+        MGUIT(tiny_config(), "other")

@@ -39,7 +39,8 @@ from pipeline.translation.records import ANNOTATIONS
 
 logger = logging.getLogger(__name__)
 
-SETS = ("translated", "source_train", "source_val", "target_train", "target_val")
+PSEUDO = "target_train_pseudo"     # target_train with its pseudo labels (data.target.labels)
+SETS = ("translated", "source_train", "source_val", "target_train", "target_val", PSEUDO)
 FORMATS = ("coco", "yolo", "voc", "kitti")
 
 
@@ -51,6 +52,12 @@ def set_images(ctx: RunContext, set_name: str) -> list[runfiles.Image]:
                                   "when the translate stage has finished (pipeline run "
                                   f"{rundir.resolved_config(ctx.run_dir)} --only translate)")
         return runfiles.read_translated(annotations)
+    if set_name == PSEUDO:
+        manifest = ctx.pseudo_labels()
+        if not manifest.is_file():
+            raise InspectionError(f"{manifest}: missing; pseudo labels come from a run with "
+                                  "data.target.labels: pseudo (its pseudo_label stage)")
+        return runfiles.read_images(manifest, split=set_name)
     manifest = ctx.manifest(set_name)
     runfiles.require_manifests(ctx, manifest)
     return runfiles.read_images(manifest, split=set_name)

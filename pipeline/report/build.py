@@ -88,11 +88,13 @@ def _gather(ctx: RunContext, files: RunFiles, out: Path) -> html.Page:
     state = read_json(files.state) if files.state.exists() else {}
     device = _device(cfg.run.device)
 
-    figures.ap_chart(metrics, out / "ap50.png")
-    ap_chart = html.Picture(
-        "ap50.png", "Bar chart of AP at IoU 0.5 per class and mAP, one bar per training set",
-        "AP at IoU 0.5 (%) per class and its mean, one bar per detector's training set "
-        "(eval/metrics.json).")
+    ap_chart = None
+    if "skipped" not in metrics:
+        figures.ap_chart(metrics, out / "ap50.png")
+        ap_chart = html.Picture(
+            "ap50.png", "Bar chart of AP at IoU 0.5 per class and mAP, one bar per training set",
+            "AP at IoU 0.5 (%) per class and its mean, one bar per detector's training set "
+            "(eval/metrics.json).")
     losses, absent = _loss_figures(ctx, files, out)
 
     shutil.copyfile(files.metrics, out / "metrics.json")
@@ -107,7 +109,7 @@ def _gather(ctx: RunContext, files: RunFiles, out: Path) -> html.Page:
         generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         version=__version__,
         settings=_settings(ctx, metrics, device),
-        summary=read_json(files.summary),
+        summary=_data_summary(ctx, files),
         config_yaml=dump_config(cfg),
         metrics=metrics,
         ap_chart=ap_chart,
@@ -161,9 +163,37 @@ def _settings(ctx: RunContext, metrics: dict, device: torch.device) -> list[tupl
         ("Detectors", f"{det.backend} (used: {', '.join(used)}{backbone}), "
                       f"{det.solver.iterations} iterations, batch {det.solver.batch_size}, "
                       f"lr {det.solver.lr}, weights {det.weights or 'none (random init)'}; "
-                      f"training sets {', '.join(det.train_sets)}"),
+                      f"training sets {', '.join(cfg.train_sets)}"),
+        ("Target labels", _target_labels(cfg)),
         ("Evaluation", f"{cfg.evaluate.split}"),
     ]
+
+
+def _data_summary(ctx: RunContext, files: RunFiles) -> dict:
+    """data/summary.json, with the pseudo labels' boxes per class as one more split."""
+    summary = read_json(files.summary)
+    path = ctx.pseudo_labels()
+    if ctx.config.data.target.labels == "pseudo" and path.is_file():
+        from detection.manifest import load_manifest
+
+        manifest = load_manifest(path)
+        threshold = manifest.info["pseudo_labels"]["score_threshold"]
+        summary["splits"][f"target_train, pseudo labels (score >= {threshold})"] = {
+            "images": len(manifest.images), "boxes_per_class": manifest.boxes_per_class()}
+    return summary
+
+
+def _target_labels(cfg) -> str:
+    """How the translator's target boxes were obtained (data.target.labels)."""
+    mode = cfg.data.target.labels
+    if mode == "boxes":
+        return "boxes: the target's own"
+    if mode == "none":
+        return "none: the target side of the memory trains without class masks"
+    p = cfg.pseudo_labels
+    source = p.checkpoint or p.detector
+    return (f"pseudo: boxes of {source} scoring >= {p.score_threshold}, {p.rounds} round(s) "
+            "(data/target_train.pseudo.json)")
 
 
 def _loss_figures(ctx: RunContext, files: RunFiles,
@@ -180,7 +210,7 @@ def _loss_figures(ctx: RunContext, files: RunFiles,
     else:
         absent.append("translator")
     detectors = {}
-    for train_set in ctx.config.detector.train_sets:
+    for train_set in ctx.config.train_sets:
         series = read_scalars(files.detector_tensorboard(train_set))
         if series:
             detectors[ROW_NAMES.get(train_set, train_set)] = series

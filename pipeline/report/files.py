@@ -104,4 +104,5 @@ class RunFiles:
         # state.json is not among them: the runner rewrites it after every stage, the report's
         # own included, so as an input it would make the report stale forever.
         return [self.translation_metrics, self.translator_tensorboard, self.translator_samples,
-                *(self.detector_tensorboard(s) for s in self.ctx.config.detector.train_sets)]
+                *(self.detector_tensorboard(s) for s in self.ctx.config.train_sets),
+                self.ctx.pseudo_labels()]

@@ -89,7 +89,7 @@ class Page:
     summary: dict                               # data/summary.json
     config_yaml: str
     metrics: dict                               # eval/metrics.json
-    ap_chart: Picture
+    ap_chart: Picture | None                    # None when detection was not evaluated
     translation: dict | None                    # eval/translation.json, None when absent
     grid: Grid | None
     training_samples: Picture | None
@@ -170,6 +170,9 @@ def _config_section(page: Page) -> str:
     rows = []
     for split, s in splits.items():
         per_class = s.get("boxes_per_class", {})
+        if s.get("labeled") is False:
+            rows.append([split, s.get("images", "–"), *("–" for _ in classes), "no labels"])
+            continue
         rows.append([split, s.get("images", "–"), *(per_class.get(c, 0) for c in classes),
                      s.get("annotations", sum(per_class.values()))])
     parts.append(_table("Data: images and boxes per split (data/summary.json)",
@@ -214,6 +217,10 @@ def _detection_table(metrics: dict) -> str:
 
 
 def _detection_section(page: Page) -> str:
+    if "skipped" in page.metrics:
+        return ('<section id="detection">\n<h2>Detection (paper Table 3)</h2>\n'
+                f'<p class="note">Detection not evaluated: {_e(page.metrics["skipped"])}.</p>'
+                "\n</section>")
     quoted = any(c in PAPER_TABLE3_CLASSES for c in page.metrics["classes"])
     return "\n".join([
         '<section id="detection">\n<h2>Detection (paper Table 3)</h2>',

@@ -12,10 +12,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from pipeline.config import Config
 from pipeline.context import RunContext
 from pipeline.rundir import last_checkpoint
-from pipeline.stages import (evaluate, inspect, metrics, prepare, report, train_detector,
-                             train_translator, translate)
+from pipeline.stages import (evaluate, inspect, metrics, prepare, pseudo_label, report,
+                             train_detector, train_translator, translate)
+
+
+def _always(config: Config) -> bool:
+    return True
+
+
+def _no_keys(config: Config) -> tuple[str, ...]:
+    return ()
 
 
 @dataclass(frozen=True)
@@ -31,6 +40,14 @@ class Stage:
     speed_keys: tuple[str, ...] = ()
     # Computes on run.device (checked before the stage starts).
     uses_device: bool = True
+    # Whether the stage belongs to a run of this config (pseudo_label only with pseudo labels).
+    active: Callable[[Config], bool] = _always
+    # Config keys the stage depends on beyond ``config_keys`` under this config.
+    more_config_keys: Callable[[Config], tuple[str, ...]] = _no_keys
+
+    def keys(self, config: Config) -> tuple[str, ...]:
+        """Every config key whose change makes the stage stale under ``config``."""
+        return self.config_keys + self.more_config_keys(config)
 
 
 def _manifests(ctx: RunContext, *splits: str) -> list[Path]:
@@ -52,10 +69,23 @@ STAGES: tuple[Stage, ...] = (
         uses_device=False,
     ),
     Stage(
+        name="pseudo_label",
+        description="boxes for target_train from a detector (data.target.labels: pseudo) "
+                    "-> runs/<name>/data/target_train.pseudo.json",
+        config_keys=pseudo_label.CONFIG_KEYS,
+        inputs=pseudo_label.input_paths,
+        outputs=pseudo_label.output_paths,
+        run=pseudo_label.run,
+        speed_keys=pseudo_label.SPEED_KEYS,
+        active=pseudo_label.active,
+        more_config_keys=pseudo_label.round_config_keys,
+    ),
+    Stage(
         name="train_translator",
-        description="train MGUIT on source_train + target_train",
+        description="train MGUIT on source_train + target_train (its boxes, none, or pseudo)",
         config_keys=("translator", "run.seed"),
-        inputs=lambda ctx: _manifests(ctx, "source_train", "target_train"),
+        more_config_keys=train_translator.more_config_keys,
+        inputs=train_translator.input_paths,
         outputs=lambda ctx: [last_checkpoint(ctx.run_dir)],
         run=train_translator.run,
         speed_keys=("translator.train.num_workers", "translator.train.log_every"),
@@ -116,6 +146,11 @@ STAGES: tuple[Stage, ...] = (
 )
 
 STAGE_NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)
+
+
+def active_stages(config: Config) -> tuple[Stage, ...]:
+    """The stages of a run of ``config``, in order."""
+    return tuple(s for s in STAGES if s.active(config))
 
 
 def get_stage(name: str) -> Stage:

@@ -9,10 +9,15 @@ Writes, under ``runs/<name>/eval/``:
 * ``table.md``: the same numbers (in %) as a table shaped like the paper's Table 3, followed by
   the paper's published KITTI -> Cityscapes rows, quoted for reference and marked as such (they
   were not measured by this run and, on other data, are not comparable with it).
+
+A split without labels (``info.labeled: false``: an unlabeled target, see
+:mod:`pipeline.stages.prepare`) cannot be scored: ``metrics.json`` then holds ``skipped`` (the
+reason) and no detectors, ``table.md`` says so, and the report shows the translation figures.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -30,15 +35,26 @@ logger = logging.getLogger(__name__)
 
 METRICS_VERSION = 1
 
+
+def manifest_labeled(manifest: Path) -> bool:
+    """Whether a manifest's split has labels (``info.labeled`` is only written when false)."""
+    if not manifest.is_file():
+        return True
+    info = json.loads(manifest.read_text(encoding="utf-8")).get("info", {})
+    return info.get("labeled", True) is not False
+
+
 def input_paths(ctx: RunContext) -> list[Path]:
     return [ctx.manifest(ctx.config.evaluate.split),
-            *(detector_dir(ctx.run_dir, s) / CARD for s in ctx.config.detector.train_sets)]
+            *(detector_dir(ctx.run_dir, s) / CARD for s in ctx.config.train_sets)]
 
 
 def output_paths(ctx: RunContext) -> list[Path]:
     out = eval_dir(ctx.run_dir)
+    if not manifest_labeled(ctx.manifest(ctx.config.evaluate.split)):
+        return [detection_metrics(ctx.run_dir), out / "table.md"]
     return [detection_metrics(ctx.run_dir), out / "table.md",
-            *(out / "predictions" / f"{s}.json" for s in ctx.config.detector.train_sets)]
+            *(out / "predictions" / f"{s}.json" for s in ctx.config.train_sets)]
 
 
 def run(ctx: RunContext) -> dict:
@@ -53,10 +69,12 @@ def run(ctx: RunContext) -> dict:
     split, classes = cfg.evaluate.split, cfg.data.classes
     manifest = ctx.manifest(split)
     out = eval_dir(ctx.run_dir)
+    if not manifest_labeled(manifest):
+        return _unlabeled(ctx, manifest)
     detectors = {}
     try:
         summary = load_manifest(manifest, classes).summary()
-        for train_set in cfg.detector.train_sets:
+        for train_set in cfg.train_sets:
             folder = detector_dir(ctx.run_dir, train_set)
             card = read_card(folder)
             predictions = out / "predictions" / f"{train_set}.json"
@@ -99,6 +117,25 @@ def run(ctx: RunContext) -> dict:
     return {s: {"map50": round(d["map50"], 4) if d["map50"] is not None else None,
                 "ap": round(d["ap"], 4) if d["ap"] is not None else None}
             for s, d in detectors.items()}
+
+
+def _unlabeled(ctx: RunContext, manifest: Path) -> dict:
+    """metrics.json and table.md of a split without labels: what was skipped and why."""
+    from detection.manifest import load_manifest, write_bytes, write_json
+
+    cfg = ctx.config
+    reason = (f"{cfg.evaluate.split} has no labels ({manifest}), so the detectors cannot be "
+              "scored; give the target's validation boxes in data.target to evaluate them "
+              "(the translation figures are in eval/translation.json)")
+    logger.warning("evaluate: %s", reason)
+    document = {"version": METRICS_VERSION, "run": cfg.run.name, "split": cfg.evaluate.split,
+                "manifest": str(manifest), "classes": cfg.data.classes,
+                "images": len(load_manifest(manifest).images), "skipped": reason,
+                "detectors": {}}
+    write_json(detection_metrics(ctx.run_dir), document)
+    write_bytes(eval_dir(ctx.run_dir) / "table.md", f"Detection not evaluated: {reason}.\n"
+                .encode("utf-8"))
+    return {"skipped": reason}
 
 
 def _percent(value: float | None) -> str:

@@ -10,6 +10,12 @@ Splits: KITTI has no official validation split, so ``val_list`` (a file of frame
 seeded ``val_fraction`` of the frames makes one; Cityscapes uses its ``train``/``val`` folders;
 COCO datasets bring one JSON per split.
 
+With ``data.target.labels`` ``none`` or ``pseudo`` the target's training images are listed
+without opening a label file (:mod:`pipeline.formats.unlabeled`), and its validation split keeps
+its boxes where the dataset has them. Each manifest's ``info.labeled`` says whether its split has
+labels (written only when false, so labeled manifests keep the bytes they always had);
+``evaluate`` scores only labeled splits.
+
 All four manifests are written to a temporary folder and moved into place only when every split
 has been read and every image verified: a failed prepare leaves the previous manifests (or none),
 never a mix.
@@ -30,7 +36,7 @@ from tqdm import tqdm
 
 from detection.manifest import write_text
 from pipeline.config import DataConfig, DomainConfig
-from pipeline.formats import cityscapes, coco, kitti
+from pipeline.formats import cityscapes, coco, kitti, unlabeled
 from pipeline.formats.common import BadInputLog, DatasetError, ImageRecord, read_image_size
 
 if TYPE_CHECKING:
@@ -53,9 +59,26 @@ def input_paths(ctx: RunContext) -> list[Path]:
     return paths
 
 
+def split_labeled(domain: DomainConfig, split: str) -> bool:
+    """Whether the records of ``split`` (``train`` or ``val``) of ``domain`` carry its boxes."""
+    if domain.labels == "boxes":
+        return True
+    if split == "train":
+        return False
+    return unlabeled.has_labels(domain.format, domain.root, domain.val_split,
+                                domain.val_annotations)
+
+
 def read_domain(domain: DomainConfig, data: DataConfig, split: str,
                 log: BadInputLog) -> Iterator[ImageRecord]:
     """Yield the records of one split (``train`` or ``val``) of one domain, lazily."""
+    if not split_labeled(domain, split):
+        paths = unlabeled.list_split(
+            domain.format, domain.root, split, train_split=domain.train_split,
+            val_split=domain.val_split, val_fraction=domain.val_fraction,
+            split_seed=domain.split_seed, val_list=domain.val_list,
+            annotations=domain.train_annotations if split == "train" else domain.val_annotations)
+        return unlabeled.read_images(paths, domain.root)
     common = dict(class_map=domain.class_map, on_unknown_label=domain.on_unknown_label,
                   on_bad_box=data.on_bad_box, log=log, verify_images=False,
                   min_box_size=data.min_box_size)
@@ -101,6 +124,9 @@ def format_summary(counts: dict[str, dict], classes: list[str]) -> str:
     rows = [header]
     for split, c in counts.items():
         per_class = c["boxes_per_class"]
+        if not c.get("labeled", True):
+            rows.append([split, str(c["images"]), *("-" for _ in classes), "no labels"])
+            continue
         rows.append([split, str(c["images"]), *(str(per_class.get(k, 0)) for k in classes),
                      str(sum(per_class.values()))])
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
@@ -123,14 +149,17 @@ def run(ctx: RunContext) -> dict:
         for split in SPLITS:
             side, part = split.split("_")
             domain: DomainConfig = getattr(data, side)
+            labeled = split_labeled(domain, part)
             records = read_domain(domain, data, part, log)
             records = _collect_paths(tqdm(records, desc=f"read {split}", unit="img",
                                           leave=False), image_paths)
             counts[split] = coco.write_manifest(
                 tmp / f"{split}.json", records, data.classes, domain.root,
                 info={"description": f"{split} of run {ctx.config.run.name}",
-                      "format": domain.format, "split": split},
+                      "format": domain.format, "split": split,
+                      **({} if labeled else {"labeled": False})},
             )
+            counts[split]["labeled"] = labeled
             if counts[split]["images"] == 0:
                 raise DatasetError(domain.root, f"split {split} has no images; check "
                                    f"data.{side} (root, split names, val_fraction)")

@@ -2,7 +2,8 @@
 
 * ``source_only``: ``data/source_train.json`` (the source domain as it is);
 * ``translated``: ``translated/annotations.json`` (the translate stage's output);
-* ``oracle``: ``data/target_train.json`` (the target domain's own labels);
+* ``oracle``: ``data/target_train.json`` (the target domain's own labels; left out when
+  ``data.target.labels`` is ``none`` or ``pseudo``, which means those labels are not to be used);
 * ``source_plus_translated``: both source sets.
 
 Each goes to ``runs/<name>/detector/<set>/`` (checkpoints, TensorBoard logs, ``detector.json``;
@@ -25,6 +26,7 @@ from pipeline.weights import WeightsError, local_path, resolve
 from pipeline.translation.records import ANNOTATIONS
 
 if TYPE_CHECKING:
+    from detection.config import DetectorConfig
     from pipeline.context import RunContext
 
 logger = logging.getLogger(__name__)
@@ -42,7 +44,7 @@ def train_manifests(ctx: RunContext, train_set: str) -> list[Path]:
 
 def input_paths(ctx: RunContext) -> list[Path]:
     paths: list[Path] = []
-    for train_set in ctx.config.detector.train_sets:
+    for train_set in ctx.config.train_sets:
         paths += [p for p in train_manifests(ctx, train_set) if p not in paths]
     weights = local_path(ctx.config, "detector.weights", ctx.config.detector.weights)
     if weights is not None:
@@ -51,31 +53,47 @@ def input_paths(ctx: RunContext) -> list[Path]:
 
 
 def output_paths(ctx: RunContext) -> list[Path]:
-    return [detector_dir(ctx.run_dir, s) / CARD for s in ctx.config.detector.train_sets]
+    return [detector_dir(ctx.run_dir, s) / CARD for s in ctx.config.train_sets]
 
 
 def run(ctx: RunContext) -> dict:
-    from detection import DetectionError, read_card, train
-
     # A missing translated/annotations.json is reported by the runner before this runs: it is
     # the translate stage's output, so the message says to run that stage first.
+    from detection import read_card
+
+    detector_cfg = resolved_config(ctx)
+    if "oracle" in ctx.config.detector.train_sets and "oracle" not in ctx.config.train_sets:
+        logger.info("detector oracle left out: data.target.labels is %s, so the target's own "
+                    "training labels are not used", ctx.config.data.target.labels)
+    results = {}
+    for train_set in ctx.config.train_sets:
+        out_dir = train_one(ctx, train_set, detector_cfg)
+        card = read_card(out_dir)
+        results[train_set] = {k: card[k] for k in ("backend", "iterations", "images", "seconds")}
+    return results
+
+
+def resolved_config(ctx: RunContext) -> DetectorConfig:
+    """``detector`` with its weights resolved to a local file (fetched when named)."""
     cfg = ctx.config
     try:
         weights = resolve(cfg, "detector.weights", cfg.detector.weights)
     except WeightsError as exc:
         raise StageError(f"train_detector: {exc}") from None
-    detector_cfg = dataclasses.replace(cfg.detector, weights=weights)
-    results = {}
-    for train_set in cfg.detector.train_sets:
-        out_dir = detector_dir(ctx.run_dir, train_set)
-        logger.info("detector %s: training on %s", train_set,
-                    ", ".join(str(p) for p in train_manifests(ctx, train_set)))
-        try:
-            train(train_manifests(ctx, train_set), out_dir, detector_cfg, cfg.run.device,
-                  classes=cfg.data.classes, seed=cfg.run.seed, on_change="restart")
-        except DetectionError as exc:
-            raise StageError(f"train_detector {train_set}: {exc}") from None
-        card = read_card(out_dir)
-        results[train_set] = {k: card[k] for k in ("backend", "iterations", "images", "seconds")}
-    return results
+    return dataclasses.replace(cfg.detector, weights=weights)
 
+
+def train_one(ctx: RunContext, train_set: str, detector_cfg: DetectorConfig) -> Path:
+    """Train (or resume, or find done) the detector of ``train_set``; return its folder."""
+    from detection import DetectionError, train
+
+    cfg = ctx.config
+    out_dir = detector_dir(ctx.run_dir, train_set)
+    logger.info("detector %s: training on %s", train_set,
+                ", ".join(str(p) for p in train_manifests(ctx, train_set)))
+    try:
+        train(train_manifests(ctx, train_set), out_dir, detector_cfg, cfg.run.device,
+              classes=cfg.data.classes, seed=cfg.run.seed, on_change="restart")
+    except DetectionError as exc:
+        raise StageError(f"train_detector {train_set}: {exc}") from None
+    return out_dir
