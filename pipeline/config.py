@@ -369,8 +369,9 @@ NAMED_WEIGHTS = {"detector.weights": "imagenet", "metrics.inception_weights": "d
 PATH_FIELDS = ("data.source.root", "data.source.val_list", "data.source.train_annotations",
                "data.source.val_annotations", "data.target.root", "data.target.val_list",
                "data.target.train_annotations", "data.target.val_annotations", "run.dir",
-               "translate.checkpoint", "pseudo_labels.checkpoint", "detector.weights", "metrics.inception_weights",
-               "metrics.lpips_weights", "metrics.classifier", "inspect.database_dir")
+               "translate.checkpoint", "pseudo_labels.checkpoint", "detector.weights",
+               "metrics.inception_weights", "metrics.lpips_weights", "metrics.classifier",
+               "inspect.database_dir")
 
 
 def parse_override(text: str) -> tuple[str, object]:
