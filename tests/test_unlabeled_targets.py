@@ -225,8 +225,10 @@ def test_plain_image_folder_target_runs_through_the_report(tmp_path, tiny_data):
     assert translation["style_distance"]["mean"]["translated"] is None
     page = (run / "report" / "index.html").read_text()
     assert "Detection not evaluated" in page and "none: the target side of the memory" in page
-    checkpoint = __import__("torch").load(run / "translator" / "checkpoints" / "last.pt",
-                                          weights_only=True)
+    import torch
+
+    last = run / "translator" / "checkpoints" / "last.pt"
+    checkpoint = torch.load(last, weights_only=True)
     from mguit.data import records_fingerprint
     from detection.manifest import load_manifest
     from pipeline.stages.train_translator import box_images
@@ -260,8 +262,8 @@ def test_pseudo_labels_from_a_translation_without_target_labels(tmp_path, tiny_d
     assert labels["info"]["pseudo_labels"]["detector"].startswith(
         str(run / "pseudo_unlabeled" / "detector" / "translated"))
     assert not (run / "detector").exists()
-    state = torch.load(run / "pseudo_unlabeled" / "translator" / "checkpoints" / "last.pt",
-                       weights_only=True)
+    last = run / "pseudo_unlabeled" / "translator" / "checkpoints" / "last.pt"
+    state = torch.load(last, weights_only=True)
     records = [box_images(load_manifest(run / "data" / f"{s}.json"))
                for s in ("source_train", "target_train")]
     assert state["data"] == records_fingerprint(*records, target_labeled=False,

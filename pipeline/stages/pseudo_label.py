@@ -87,8 +87,8 @@ def run(ctx: RunContext) -> dict:
     if settings.checkpoint:
         checkpoint, origin = Path(settings.checkpoint), "pseudo_labels.checkpoint"
     elif settings.detector == "source_only":
-        checkpoint, origin = _checkpoint_of(train_detector.train_one(ctx, "source_only",
-                                                                     detector_cfg)), "source_only"
+        checkpoint = train_detector.train_one(ctx, "source_only", detector_cfg)
+        origin = "source_only"
     else:
         unlabeled = _derived_context(ctx, "pseudo_unlabeled", labels="none")
         logger.info("pseudo labels: translator without target labels, translation and "
@@ -116,7 +116,7 @@ def _translated_detector(ctx: RunContext, detector_cfg: DetectorConfig) -> Path:
 
     train_translator.run(ctx)
     translate.run(ctx)
-    return _checkpoint_of(train_detector.train_one(ctx, "translated", detector_cfg))
+    return train_detector.train_one(ctx, "translated", detector_cfg)
 
 
 def _derived_context(ctx: RunContext, folder: str, labels: str | None = None) -> RunContext:
@@ -132,12 +132,6 @@ def _derived_context(ctx: RunContext, folder: str, labels: str | None = None) ->
     return RunContext(config, workdir=ctx.run_dir / folder)
 
 
-def _checkpoint_of(folder: Path) -> Path:
-    from detection import read_card
-
-    return folder / read_card(folder)["checkpoint"]
-
-
 def label(ctx: RunContext, checkpoint: Path, detector_cfg: DetectorConfig, *,
           round_number: int, origin: str) -> dict:
     """Detect on target_train with ``checkpoint`` and write ``ctx.pseudo_labels()``; return the
@@ -150,22 +144,25 @@ def label(ctx: RunContext, checkpoint: Path, detector_cfg: DetectorConfig, *,
     target = ctx.manifest("target_train")
     out = ctx.pseudo_labels()
     out.parent.mkdir(parents=True, exist_ok=True)
-    if int(os.environ.get("RANK", "0")) == 0:
+    main = int(os.environ.get("RANK", "0")) == 0
+    if main:
         with tempfile.TemporaryDirectory(dir=out.parent, prefix=".predictions-") as tmp:
             predictions = Path(tmp) / "predictions.json"
             try:
-                load_manifest(target, cfg.data.classes)
+                manifest = load_manifest(target, cfg.data.classes)
                 predict(checkpoint, target, predictions, detector_cfg, cfg.run.device)
             except DetectionError as exc:
                 raise StageError(f"pseudo_label: {exc}") from None
             detections = json.loads(predictions.read_text(encoding="utf-8"))
-        images = json.loads(target.read_text(encoding="utf-8"))
+        images = {"info": manifest.info, "images": manifest.images, "annotations": [],
+                  "categories": manifest.categories}
         document = pseudo_manifest(images, detections, threshold, {
             "detector": str(checkpoint), "origin": origin, "round": round_number,
             "score_threshold": threshold})
         write_json(out, document)
     _barrier()
-    document = json.loads(out.read_text(encoding="utf-8"))
+    if not main:
+        document = json.loads(out.read_text(encoding="utf-8"))
     names = {c["id"]: c["name"] for c in document["categories"]}
     per_class = dict.fromkeys(cfg.data.classes, 0)
     for annotation in document["annotations"]:

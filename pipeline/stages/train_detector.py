@@ -67,8 +67,8 @@ def run(ctx: RunContext) -> dict:
                     "training labels are not used", ctx.config.data.target.labels)
     results = {}
     for train_set in ctx.config.train_sets:
-        out_dir = train_one(ctx, train_set, detector_cfg)
-        card = read_card(out_dir)
+        train_one(ctx, train_set, detector_cfg)
+        card = read_card(detector_dir(ctx.run_dir, train_set))
         results[train_set] = {k: card[k] for k in ("backend", "iterations", "images", "seconds")}
     return results
 
@@ -84,7 +84,8 @@ def resolved_config(ctx: RunContext) -> DetectorConfig:
 
 
 def train_one(ctx: RunContext, train_set: str, detector_cfg: DetectorConfig) -> Path:
-    """Train (or resume, or find done) the detector of ``train_set``; return its folder."""
+    """Train (or resume, or find done) the detector of ``train_set`` in
+    ``runs/<name>/detector/<set>/``; return its checkpoint."""
     from detection import DetectionError, train
 
     cfg = ctx.config
@@ -92,8 +93,7 @@ def train_one(ctx: RunContext, train_set: str, detector_cfg: DetectorConfig) -> 
     logger.info("detector %s: training on %s", train_set,
                 ", ".join(str(p) for p in train_manifests(ctx, train_set)))
     try:
-        train(train_manifests(ctx, train_set), out_dir, detector_cfg, cfg.run.device,
-              classes=cfg.data.classes, seed=cfg.run.seed, on_change="restart")
+        return train(train_manifests(ctx, train_set), out_dir, detector_cfg, cfg.run.device,
+                     classes=cfg.data.classes, seed=cfg.run.seed, on_change="restart")
     except DetectionError as exc:
         raise StageError(f"train_detector {train_set}: {exc}") from None
-    return out_dir
