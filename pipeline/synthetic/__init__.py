@@ -1,10 +1,11 @@
 """Deterministic two-domain street scenes: the pipeline's built-in demo data.
 
-``generate(out_dir)`` writes a *source* set in the KITTI object-detection layout and a *target*
-set in the Cityscapes layout, both drawn from the same model of a street, so that the whole
-pipeline (prepare -> translate -> detect -> evaluate) can be run and tested without downloading
-anything. The two domains share their geometry and differ only in appearance, which is the gap
-that MGUIT is meant to close. What follows describes the model like a paper's appendix.
+``generate(out_dir)`` writes a *source* set in the KITTI object-detection layout, a *target*
+set in the Cityscapes layout, both drawn from the same model of a street, and *perfect
+translations* of the source (its scenes rendered in the target style), so that the whole
+pipeline (prepare -> translate -> detect -> evaluate) can be run, tested and judged without
+downloading anything. The two domains share their geometry and differ only in appearance,
+which is the gap that MGUIT is meant to close. What follows describes the model like a paper's appendix.
 
 Geometry
 --------
@@ -70,61 +71,76 @@ bicycle alone, as in Cityscapes) and a ``rider`` polygon; a distant parked group
 Appearance
 ----------
 Scenes are sampled once, with every colour expressed in the source domain; each domain then
-renders the same scene in its own style. The *source* is sunny daylight (KITTI): the sampled
-colours as they are, cast shadows under objects, lamps off, sensor noise sigma = 1.5 (8-bit).
-The *target* is a dusk street (Cityscapes, re-lit):
+renders the same scene in its own style. A style is a distribution: rendering draws a *look*
+for the scene (:func:`~pipeline.synthetic.looks.draw_look`, from a random stream of its own)
+and then paints with it. The *source* is sunny daylight (KITTI): the sampled colours as they
+are (each object's own, from the source palettes: 7 car paints, 5 liveries, 7 shirts, ...),
+cast shadows under objects, lamps off, sensor noise sigma = 1.5 (8-bit). The *target* is a
+street at dusk (Cityscapes, re-lit), and its look is drawn per image and per object:
 
-1. *Per-class appearance.* The colours of each object class pass through their own affine map
-   ``T_c(x) = k_c (g(x) + s_c R(phi_c) (x - g(x))) + b_c``, where ``g(x)`` is the grey level
-   (channel mean), ``R(phi)`` rotates hue about the grey axis, ``s_c`` scales saturation and
-   ``k_c`` brightness:
+1. *Per-object materials.* Every object part of class c (car, truck, person -- riders too --,
+   bicycle) picks one of its class's modes, then a colour for each of its material roles from
+   that mode's palette, jittered by a Gaussian of 6-14 grey levels:
 
-   ======== ======== ====== ====== ================= ==========================================
-   class    phi_c    s_c    k_c    b_c               reads as
-   ======== ======== ====== ====== ================= ==========================================
-   car      150 deg  1.0    0.55   (0, 8, 26)        another, darker body palette (red ->
-                                                     teal, blue -> ochre)
-   truck    180 deg  1.2    0.95   (35, 12, -10)     another livery (yellow -> blue, white ->
-                                                     cream)
-   person   0 deg    0.35   0.55   (12, 6, 0)        dark, muted winter clothing
-   bicycle  0 deg    0.5    0.30   (150, 200, 30)    retro-reflective neon frames and tyres
-   rider    as person
-   ======== ======== ====== ====== ================= ==========================================
+   ======== ================================================ =================================
+   class    modes                                            roles drawn
+   ======== ================================================ =================================
+   car      amber fleet, teal, plum, pearl                   paint
+   truck    postal, reefer, forest, rust                     livery, cab, stripe
+   person   winter dark, high-vis, summer light              shirt, trousers, helmet (riders)
+   bicycle  neon, chrome, matte black, signal red            frame, tyres
+   ======== ================================================ =================================
 
-   The background (sky, buildings, road, sidewalk, vegetation, poles) keeps its colours.
-2. *Global light.* Every pixel then passes through one affine map: exposure 0.55, contrast 0.7
-   about mid-grey, a blue colour cast (channel gains 0.80, 0.92, 1.25) and an ambient term
-   (4, 6, 14): darker, bluer and flatter than the source.
+   Fixed materials (glass, tyres of vehicles, skin, hair, shoes, plates, grilles) keep their
+   colours. The look is drawn from its own stream, so it does not depend on the object's source
+   colours at all: a red car may be teal or pearl. A vehicle's lamps are lit with probability
+   0.8 (cars) or 0.9 (trucks), else unlit. The class still decides the distribution -- each
+   class has modes of its own -- so a class-aware memory has modes to store and sample.
+2. *Per-image light.* Every pixel passes through one affine map drawn for the image:
+   exposure ``U(0.5, 0.85)``, contrast ``U(0.65, 0.9)`` about mid-grey, channel gains (colour
+   cast) ``U(0.75, 0.95)``, ``U(0.86, 0.98)``, ``U(1.05, 1.3)``, and an ambient term
+   ``(4, 6, 14) x U(0.5, 1.5)``. Half the images have a wet road: road and sidewalk 0.6 times
+   as bright, street-light glow 1.6 times as strong (reflections).
 3. *Lamps.* Light sources are on: car headlights (warm white) and tail-lights (red), truck
-   marker lights (amber), 35 % of the windows (warm), street-light heads (sodium). Their light
-   is added after the global light, together with a halo (the same light blurred by a Gaussian
-   of ``W / 200`` px); a lamp smaller than a pixel lights one pixel with its light scaled by
-   its area, and whatever is painted in front of a lamp hides it. Street lights add a Gaussian
-   glow around the head and a pool of light on the ground, and the sky carries a band of
-   orange light pollution along the horizon. No cast shadows.
+   marker lights (amber), 35 % of the windows (warm), street-light heads (sodium), all scaled
+   by the image's lamp strength ``U(0.6, 1.3)``. Their light is added after the global light,
+   together with a halo (the same light blurred by a Gaussian of ``W / 200`` px); a lamp
+   smaller than a pixel lights one pixel with its light scaled by its area, and whatever is
+   painted in front of a lamp hides it. Street lights add a Gaussian glow around the head and a
+   pool of light on the ground, and the sky carries a band of orange light pollution along the
+   horizon. No cast shadows.
 4. *Sensor noise* sigma = 4 (8-bit), i.i.d. Gaussian per pixel and channel.
 
-So the target is *not* one global colour transform of the source: the global light is shared,
-but each class moves in its own direction on top of it (cars change palette and darken,
-people darken and desaturate, trucks change livery, bicycles brighten). A class-aware
-translation can undo it; a global one cannot. ``tests/test_synthetic.py`` measures this on
-renders of the same scenes in both styles (:func:`paired_scenes`, which also gives ground
-truth for judging a translator): on 24 held-out 128x64 scenes, after the best global affine
-colour map (3x3 + bias, fitted on 24 other scenes), the median colour residual is about 14
-(car), 52 (truck), 22 (person) and 72 (bicycle) 8-bit units; with one affine map per class it
-is 2, 5, 0.3 and 6. Lamps and glow are added light that no colour map produces.
+So the target is neither one global colour transform of the source nor one transform per
+class: its objects' looks are drawn anew. ``tests/test_synthetic.py`` measures this on renders
+of the same scenes in the source style and in two target draws (:func:`paired_scenes`): on 48
+scenes of 128 x 64, two target draws of the same scene differ by 31 (car), 26 (truck), 48
+(person) and 59 (bicycle) grey levels (mean absolute, the objects' pixels), and the best
+per-class affine map from an object's source colours to its target colours, fitted on half the
+objects, explains 4 % (car), none (truck, bicycle) and 4 % (person) of the target colours'
+variance on the other half.
+
+Perfect translations
+--------------------
+:func:`generate` also renders every source scene in the target style, ``draws`` times (3 by
+default) with independent looks: ``paired/draw_<k>/training/{image_2,label_2}`` in the KITTI
+layout, with the source's file names and byte-identical label files (which pixels an object
+owns does not depend on the style). Draw ``k`` of source image ``i`` has the stream
+``[seed, 3, k, i]``. A detector trained on draw 0 is the ceiling of what a translation can give
+(the ``perfect_translation`` training set), and two draws of one scene show how different two
+correct translations may be (the diversity a sampler should reach).
 
 Determinism and defaults
 ------------------------
 Each image has its own generator, ``numpy.random.default_rng([seed, domain, split, index])``
 (domain 0 = source, 1 = target; split 0 = train, 1 = val), split into a stream for the scene
-and one for the sensor noise, so an image does not depend on the order of generation, on
-``n_jobs`` or on the size of other splits. Files are written with fixed settings (PNG without
+and one for its rendering (the look and the sensor noise), so an image does not depend on the
+order of generation, on ``n_jobs`` or on the size of other splits. Files are written with fixed settings (PNG without
 metadata, JSON with sorted keys), so the same seed and options give byte-identical files.
 
-The defaults -- 256 x 128 images (wide like KITTI's, though less so), 160 source images and
-160 + 48 target train + val images -- make a demo that trains on two CPU cores; generating
-them takes about 17 ms an image on one core and 23 MB on disk.
+The defaults -- 256 x 128 images (wide like KITTI's, though less so), 160 source images with
+3 perfect translations each, and 160 + 48 target train + val images -- make a demo that trains
+on two CPU cores; generating them takes about 9 s on one core and 55 MB on disk.
 """
 
 from __future__ import annotations
@@ -133,15 +149,17 @@ from pipeline.synthetic.annotations import (cityscapes_annotation, kitti_calibra
                                             kitti_label_lines)
 from pipeline.synthetic.command import add_arguments, run_from_args
 from pipeline.synthetic.layout import sample_scene
-from pipeline.synthetic.render import (SOURCE_STYLE, TARGET_STYLE, paired_scenes, render_scene,
-                                       scene_rng)
-from pipeline.synthetic.scene import (FORMAT_VERSION, METADATA_FILE, PAIRED_DOMAIN,
-                                      SOURCE_DOMAIN, TARGET_DOMAIN, Rendering, Scene, Style)
-from pipeline.synthetic.writers import SyntheticDataset, generate
+from pipeline.synthetic.looks import SOURCE_STYLE, TARGET_STYLE, draw_look
+from pipeline.synthetic.render import draw_rng, paired_scenes, render_scene, scene_rng
+from pipeline.synthetic.scene import (FORMAT_VERSION, METADATA_FILE, PAIRED_DIR, PAIRED_DOMAIN,
+                                      SOURCE_DOMAIN, TARGET_DOMAIN, Look, Rendering, Scene, Style)
+from pipeline.synthetic.writers import SyntheticDataset, generate, paired_root
 
 __all__ = [
     "FORMAT_VERSION",
+    "Look",
     "METADATA_FILE",
+    "PAIRED_DIR",
     "PAIRED_DOMAIN",
     "Rendering",
     "SOURCE_DOMAIN",
@@ -153,12 +171,14 @@ __all__ = [
     "TARGET_STYLE",
     "add_arguments",
     "cityscapes_annotation",
+    "draw_look",
+    "draw_rng",
     "generate",
     "kitti_calibration",
     "kitti_label_lines",
+    "paired_root",
     "paired_scenes",
     "render_scene",
-    "run_from_args",
     "sample_scene",
     "scene_rng",
 ]

@@ -6,8 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline.synthetic.scene import (DEFAULT_HEIGHT, DEFAULT_NUM_SOURCE, DEFAULT_NUM_TARGET_TRAIN,
-                                      DEFAULT_NUM_TARGET_VAL, DEFAULT_WIDTH)
+from pipeline.synthetic.scene import (DEFAULT_HEIGHT, DEFAULT_NUM_DRAWS, DEFAULT_NUM_SOURCE,
+                                      DEFAULT_NUM_TARGET_TRAIN, DEFAULT_NUM_TARGET_VAL,
+                                      DEFAULT_WIDTH)
 from pipeline.synthetic.writers import generate
 
 
@@ -28,6 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"(default: {DEFAULT_NUM_TARGET_TRAIN})")
     parser.add_argument("--num-target-val", type=int, default=DEFAULT_NUM_TARGET_VAL,
                         help=f"target (Cityscapes) val images (default: {DEFAULT_NUM_TARGET_VAL})")
+    parser.add_argument("--draws", type=int, default=DEFAULT_NUM_DRAWS,
+                        help="perfect translations per source image (the source scenes in the "
+                             "target style, independent draws of their look) written to "
+                             f"OUT/paired/draw_<k>/training (default: {DEFAULT_NUM_DRAWS})")
     parser.add_argument("--jobs", type=int, default=1,
                         help="parallel worker processes; -1 = all cores (default: 1); the "
                              "output does not depend on it")
@@ -40,7 +45,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         dataset = generate(
             args.out, seed=args.seed, width=args.width, height=args.height,
             num_source=args.num_source, num_target_train=args.num_target_train,
-            num_target_val=args.num_target_val, n_jobs=args.jobs,
+            num_target_val=args.num_target_val, draws=args.draws, n_jobs=args.jobs,
             progress=not args.no_progress)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -49,4 +54,6 @@ def run_from_args(args: argparse.Namespace) -> int:
           f"({dataset.num_source} images)")
     print(f"target (Cityscapes layout): {dataset.target_root}  "
           f"({dataset.num_target_train} train, {dataset.num_target_val} val images)")
+    for k, root in enumerate(dataset.paired_roots):
+        print(f"perfect translation {k} (KITTI layout): {root}")
     return 0

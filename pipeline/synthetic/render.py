@@ -1,5 +1,5 @@
-"""The two domain styles and rendering a scene in one of them (and the paired renderings that
-give ground truth for a translator)."""
+"""Rendering a scene in a domain's style, and the paired renderings (the same scene in both
+domains, or in several target draws) that give ground truth for a translator."""
 
 from __future__ import annotations
 
@@ -10,58 +10,16 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from pipeline.synthetic.layout import sample_scene
-from pipeline.synthetic.scene import (BACKDROP_ID, PAIRED_DOMAIN, RGB, Rendering, SKY_ID, Scene,
-                                      Shape, Style, TRAIN_SPLIT, _polygon_area)
+from pipeline.synthetic.looks import (SOURCE_STYLE, TARGET_STYLE, WET_DARKENING, WET_GLOW,
+                                      WET_SURFACES, draw_look)
+from pipeline.synthetic.scene import (BACKDROP_ID, DRAW_DOMAIN, PAIRED_DOMAIN, RGB, Look,
+                                      Rendering, SKY_ID, Scene, Shape, Style, TRAIN_SPLIT,
+                                      _polygon_area)
 from pipeline.synthetic.shapes import _LAMP_COLOURS, _SKYGLOW, _SODIUM
 
 
-def _appearance_transform(hue_deg: float, saturation: float, brightness: float,
-                          bias: RGB) -> tuple[np.ndarray, np.ndarray]:
-    """``x -> k (g(x) + s R (x - g(x))) + b`` as a 3x3 matrix and a bias (see the package
-    docstring)."""
-    grey = np.full((3, 3), 1.0 / 3.0)
-    axis = np.ones(3) / math.sqrt(3.0)
-    a = math.radians(hue_deg)
-    cross = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    rotation = np.eye(3) + math.sin(a) * cross + (1 - math.cos(a)) * cross @ cross
-    matrix = brightness * (grey + saturation * rotation @ (np.eye(3) - grey))
-    return matrix, np.asarray(bias, dtype=float)
-
-
-def _light_transform(exposure: float, contrast: float, cast: RGB, ambient: RGB
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    """``x -> cast * exposure * (128 + contrast (x - 128)) + ambient``."""
-    gains = np.asarray(cast) * exposure
-    return np.diag(gains * contrast), gains * 128.0 * (1.0 - contrast) + np.asarray(ambient)
-
-
-SOURCE_STYLE = Style(
-    class_transforms={},
-    light=(np.eye(3), np.zeros(3)),
-    lamps_on=False,
-    shadows=True,
-    noise_sigma=1.5,
-)
-
-TARGET_STYLE = Style(
-    class_transforms={
-        "car": _appearance_transform(150.0, 1.0, 0.55, (0, 8, 26)),
-        "truck": _appearance_transform(180.0, 1.2, 0.95, (35, 12, -10)),
-        "person": _appearance_transform(0.0, 0.35, 0.55, (12, 6, 0)),  # riders too
-        "bicycle": _appearance_transform(0.0, 0.5, 0.30, (150, 200, 30)),
-    },
-    light=_light_transform(0.55, 0.7, (0.80, 0.92, 1.25), (4, 6, 14)),
-    lamps_on=True,
-    shadows=False,
-    noise_sigma=4.0,
-)
-
-
-def _colour(style: Style, appearance: str | None, colour: RGB) -> tuple[int, int, int]:
-    transform = style.class_transforms.get(appearance) if appearance else None
-    if transform is not None:
-        colour = tuple((transform[0] @ np.asarray(colour) + transform[1]).tolist())
-    r, g, b = (min(max(int(round(c)), 0), 255) for c in colour)
+def _colour(colour: RGB, scale: float = 1.0) -> tuple[int, int, int]:
+    r, g, b = (min(max(int(round(c * scale)), 0), 255) for c in colour)
     return r, g, b
 
 
@@ -113,17 +71,15 @@ def _shape_area(shape: Shape) -> float:
     return math.pi / 4 * (x1 - x0) * (y1 - y0)
 
 
-def _lamp_colour(shape: Shape) -> tuple[int, int, int]:
-    """The light of a lamp; one smaller than a pixel still lights a whole pixel, so its light
-    is scaled by its area to keep the energy of distant lamps right."""
+def _lamp_colour(shape: Shape, gain: float) -> tuple[int, int, int]:
+    """The light of a lamp at ``gain``; one smaller than a pixel still lights a whole pixel, so
+    its light is scaled by its area to keep the energy of distant lamps right."""
     assert shape.lamp is not None
-    coverage = min(1.0, _shape_area(shape))
-    r, g, b = (int(round(c * coverage)) for c in _LAMP_COLOURS[shape.lamp])
-    return r, g, b
+    return _colour(_LAMP_COLOURS[shape.lamp], gain * min(1.0, _shape_area(shape)))
 
 
-def _paint(scene: Scene, style: Style) -> tuple[Image.Image, Image.Image | None, np.ndarray,
-                                                np.ndarray]:
+def _paint(scene: Scene, style: Style, look: Look) -> tuple[Image.Image, Image.Image | None,
+                                                           np.ndarray, np.ndarray]:
     """Paint the scene's surfaces. Returns the reflected colours, the emitted light (``None``
     with lamps off), the part-id map and each part's painted pixel count."""
     camera = scene.camera
@@ -135,34 +91,39 @@ def _paint(scene: Scene, style: Style) -> tuple[Image.Image, Image.Image | None,
     emission = Image.new("RGB", size) if style.lamps_on else None
     emission_draw = ImageDraw.Draw(emission) if emission is not None else None
 
-    def paint(shape: Shape, appearance: str | None, owner: int) -> None:
-        _draw(draw, shape, _colour(style, appearance, shape.colour))
+    def paint(shape: Shape, colour: RGB, owner: int, lit: bool, scale: float = 1.0) -> None:
+        _draw(draw, shape, _colour(colour, scale))
         _draw(owner_draw, shape, owner)
         if emission_draw is not None:  # what is painted over a lamp hides its light
-            _draw(emission_draw, shape, _lamp_colour(shape) if shape.lamp else (0, 0, 0))
+            light = _lamp_colour(shape, look.lamp_gain) if shape.lamp and lit else (0, 0, 0)
+            _draw(emission_draw, shape, light)
 
     for part in scene.backdrop:
+        scale = WET_DARKENING if look.wet and part.label in WET_SURFACES else 1.0
         for shape in part.shapes:
-            paint(shape, None, BACKDROP_ID)
+            paint(shape, shape.colour, BACKDROP_ID, True, scale)
     if style.shadows:
         for shape in scene.shadows:
-            _draw(draw, shape, tuple(int(c) for c in shape.colour))
+            _draw(draw, shape, _colour(shape.colour))
     parts = scene.parts()
     painted = np.zeros(len(parts), dtype=np.int64)
     for k, (_, part) in enumerate(parts, start=1):
+        lit = k - 1 not in look.unlit
         for shape in part.shapes:
-            paint(shape, part.appearance, k)
+            colour = look.colours.get((k - 1, shape.role), shape.colour)
+            paint(shape, colour, k, lit)
         x0, y0, x1, y1 = _pixel_box(part.outline, *size)
         if x1 > x0 and y1 > y0:
             painted[k - 1] = np.count_nonzero(np.asarray(owners.crop((x0, y0, x1, y1))) == k)
     return canvas, emission, np.asarray(owners, dtype=np.int32), painted
 
 
-def _add_lights(pixels: np.ndarray, scene: Scene, emission: Image.Image, sky: np.ndarray
-                ) -> None:
+def _add_lights(pixels: np.ndarray, scene: Scene, look: Look, emission: Image.Image,
+                sky: np.ndarray) -> None:
     """Add street-light glow, sky glow and the lamps with their halo to ``pixels`` in place."""
     camera = scene.camera
-    pixels += _glow_field(scene)[..., None] * _SODIUM.astype(np.float32)
+    glow = look.lamp_gain * (WET_GLOW if look.wet else 1.0)
+    pixels += (glow * _glow_field(scene))[..., None] * _SODIUM.astype(np.float32)
     rows = np.arange(camera.height, dtype=np.float32)
     band = np.exp(-0.5 * ((rows - camera.cy) / (0.15 * camera.height)) ** 2)
     pixels += (band[:, None] * sky)[..., None] * _SKYGLOW.astype(np.float32)
@@ -171,21 +132,25 @@ def _add_lights(pixels: np.ndarray, scene: Scene, emission: Image.Image, sky: np
 
 
 def render_scene(scene: Scene, style: Style, rng: np.random.Generator) -> Rendering:
-    """Render ``scene`` in ``style``; ``rng`` draws the sensor noise only.
+    """Render ``scene`` in ``style``. ``rng`` draws the style's look for this scene
+    (:func:`~pipeline.synthetic.looks.draw_look`) and the sensor noise, each from its own
+    spawned stream.
 
     ``Rendering.part_ids`` is ``SKY_ID`` (0) on the sky, ``BACKDROP_ID`` (-1) on buildings and
     the ground, and 1 + the index into ``scene.parts()`` where a part was painted last.
     """
-    canvas, emission, part_ids, painted = _paint(scene, style)
+    look_stream, noise_stream = rng.spawn(2)
+    look = draw_look(scene, style, look_stream)
+    canvas, emission, part_ids, painted = _paint(scene, style, look)
     visible = np.bincount(np.maximum(part_ids, 0).ravel(), minlength=len(painted) + 1)[1:]
-    matrix, bias = style.light
+    matrix, bias = look.light
     pixels = np.asarray(canvas, dtype=np.float32) @ matrix.T.astype(np.float32)
     pixels += bias.astype(np.float32)
     if emission is not None:
-        _add_lights(pixels, scene, emission, (part_ids == SKY_ID).astype(np.float32))
-    pixels += rng.standard_normal(pixels.shape, dtype=np.float32) * style.noise_sigma
+        _add_lights(pixels, scene, look, emission, (part_ids == SKY_ID).astype(np.float32))
+    pixels += noise_stream.standard_normal(pixels.shape, dtype=np.float32) * style.noise_sigma
     image = np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
-    return Rendering(image, part_ids, painted, visible)
+    return Rendering(image, part_ids, painted, visible, look)
 
 
 def scene_rng(seed: int, domain: int, split: int, index: int) -> np.random.Generator:
@@ -193,13 +158,20 @@ def scene_rng(seed: int, domain: int, split: int, index: int) -> np.random.Gener
     return np.random.default_rng([seed, domain, split, index])
 
 
-def paired_scenes(seed: int, count: int, width: int, height: int, *, start: int = 0
-                  ) -> Iterator[tuple[Scene, Rendering, Rendering]]:
-    """Scenes ``start .. start + count - 1`` rendered in both styles: ground truth for what a
-    translator should do. The scenes are not the dataset's: they have their own streams."""
+def draw_rng(seed: int, draw: int, index: int) -> np.random.Generator:
+    """The generator of the ``draw``-th target-style rendering of source scene ``index`` (a
+    perfect translation); independent of the scene's own stream and of the other draws."""
+    return np.random.default_rng([seed, DRAW_DOMAIN, draw, index])
+
+
+def paired_scenes(seed: int, count: int, width: int, height: int, *, start: int = 0,
+                  draws: int = 1) -> Iterator[tuple[Scene, Rendering, tuple[Rendering, ...]]]:
+    """Scenes ``start .. start + count - 1``, each rendered in the source style and in
+    ``draws`` independent target-style draws: ground truth for what a translator should do.
+    The scenes are not the dataset's: they have their own streams."""
     for index in range(start, start + count):
         rng = scene_rng(seed, PAIRED_DOMAIN, TRAIN_SPLIT, index)
-        scene_stream, source_noise, target_noise = rng.spawn(3)
+        scene_stream, source_stream, *draw_streams = rng.spawn(2 + draws)
         scene = sample_scene(scene_stream, width, height)
-        yield (scene, render_scene(scene, SOURCE_STYLE, source_noise),
-               render_scene(scene, TARGET_STYLE, target_noise))
+        targets = tuple(render_scene(scene, TARGET_STYLE, stream) for stream in draw_streams)
+        yield scene, render_scene(scene, SOURCE_STYLE, source_stream), targets

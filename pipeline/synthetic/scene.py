@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 METADATA_FILE = "synthetic.json"
 
 DEFAULT_WIDTH = 256
@@ -24,7 +24,11 @@ VAL_CITIES = ("oberstrand",)
 # Cityscapes annotates the 20th frame of each 30-frame snippet.
 CITYSCAPES_FRAME = 19
 
-SOURCE_DOMAIN, TARGET_DOMAIN, PAIRED_DOMAIN = 0, 1, 2
+# Random streams: [seed, domain, split, index]; DRAW_DOMAIN's are [seed, DRAW_DOMAIN, k, index],
+# the k-th target-style draw of source scene ``index`` (the perfect translations).
+SOURCE_DOMAIN, TARGET_DOMAIN, PAIRED_DOMAIN, DRAW_DOMAIN = 0, 1, 2, 3
+DEFAULT_NUM_DRAWS = 3
+PAIRED_DIR = "paired"
 TRAIN_SPLIT, VAL_SPLIT = 0, 1
 
 CAMERA_HEIGHT = 1.65
@@ -63,13 +67,16 @@ class Camera:
 class Shape:
     """One drawing primitive. ``points`` are polygon / polyline vertices, or the two corners of
     an ellipse's bounding box. ``colour`` is the source-domain colour; ``lamp`` names the light
-    it emits in a style whose lamps are on."""
+    it emits in a style whose lamps are on; ``role`` names the material whose colour the target
+    domain draws anew for each object (``paint``, ``shirt``, ...; ``None``: a fixed material
+    such as glass or tyres, which keeps its colour)."""
 
     kind: str  # "polygon" | "ellipse" | "ring" | "line"
     points: np.ndarray
     colour: RGB
     lamp: str | None = None
     width: int = 1
+    role: str | None = None
 
 
 @dataclass(frozen=True)
@@ -134,26 +141,71 @@ class Scene:
 
 
 @dataclass(frozen=True)
-class Style:
-    """How a domain renders a scene (see the package docstring, "Appearance")."""
+class Mode:
+    """One mode of a class's target-domain look (a paint family, a livery, a way of
+    dressing): for each material role, the palette its colour is picked from, the jitter
+    (8-bit sigma per channel) around the pick, and the chance that the object's lamps are on."""
 
-    class_transforms: dict[str, tuple[np.ndarray, np.ndarray]]
-    light: tuple[np.ndarray, np.ndarray]
+    name: str
+    palettes: dict[str, tuple[RGB, ...]]
+    jitter: float = 10.0
+    lit: float = 0.0
+
+
+@dataclass(frozen=True)
+class Light:
+    """The ranges each image's light is drawn from (uniform): exposure, contrast about mid-grey,
+    per-channel colour cast, an ambient term scaled by ``ambient_scale``, the chance of a wet
+    road (darker, with stronger light pools), and the strength of every lamp."""
+
+    exposure: tuple[float, float]
+    contrast: tuple[float, float]
+    cast: tuple[tuple[float, float], tuple[float, float], tuple[float, float]]
+    ambient: RGB
+    ambient_scale: tuple[float, float]
+    wet: float
+    lamp_strength: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Style:
+    """How a domain renders a scene (see the package docstring, "Appearance"). ``modes``: per
+    appearance class, the modes of its look (empty: the scene's own colours); ``light``: the
+    per-image light (``None``: daylight, the colours as drawn)."""
+
+    modes: dict[str, tuple[Mode, ...]]
+    light: Light | None
     lamps_on: bool
     shadows: bool
     noise_sigma: float
+
+
+@dataclass(frozen=True)
+class Look:
+    """One draw of a style for one scene: the light's affine map (3x3 matrix, bias), the lamp
+    gain, whether the road is wet, each object part's material colours
+    ``(part index, role) -> RGB`` and the parts whose lamps are off (indices into
+    ``Scene.parts()``)."""
+
+    light: tuple[np.ndarray, np.ndarray]
+    lamp_gain: float
+    wet: bool
+    colours: dict[tuple[int, str], RGB]
+    unlit: frozenset[int]
 
 
 @dataclass
 class Rendering:
     """A rendered scene. ``part_ids`` says who painted each pixel last (see
     :func:`render_scene`); ``painted`` / ``visible`` count each part's pixels inside the image
-    right after it was painted / at the end."""
+    right after it was painted / at the end; ``look`` is the style's draw it was rendered
+    with."""
 
     image: np.ndarray
     part_ids: np.ndarray
     painted: np.ndarray
     visible: np.ndarray
+    look: Look
 
 
 def _clip_polygon(points: np.ndarray, axis: int, limit: float, keep_above: bool) -> np.ndarray:

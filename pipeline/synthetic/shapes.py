@@ -84,7 +84,7 @@ def _place(design: _Design, box: Box, mirror: bool) -> Part:
         pts = to_px(shape.points)
         if shape.kind in ("ellipse", "ring"):
             pts = np.stack([pts.min(axis=0), pts.max(axis=0)])
-        shapes.append(Shape(shape.kind, pts, shape.colour, shape.lamp, shape.width))
+        shapes.append(Shape(shape.kind, pts, shape.colour, shape.lamp, shape.width, shape.role))
     return Part(design.label, design.appearance, to_px(design.outline), tuple(shapes))
 
 
@@ -127,7 +127,8 @@ def _car_side(paint: RGB, aspect: float, van: bool) -> list[_Design]:
                               _wheel_row(wheels_u, cv, ru, rv), [[0.0, cv]]])
     lamps = [Shape("polygon", _rect(0.95, 0.50, 1.0, 0.58), _HEADLAMP, "head"),
              Shape("polygon", _rect(0.0, 0.52, 0.04, 0.62), _TAILLAMP, "tail")]
-    shapes = [Shape("polygon", outline, paint), *windows, *lamps, *_wheels(wheels_u, cv, ru, rv)]
+    shapes = [Shape("polygon", outline, paint, role="paint"), *windows, *lamps,
+              *_wheels(wheels_u, cv, ru, rv)]
     return [_Design("car", "car", outline, tuple(shapes))]
 
 
@@ -141,7 +142,7 @@ def _car_end(paint: RGB, front: bool, van: bool) -> list[_Design]:
     inset = 0.10 if van else 0.22
     window = np.array([[inset, glass_top], [1 - inset, glass_top], [0.88, 0.38], [0.12, 0.38]])
     lamp_colour, lamp = (_HEADLAMP, "head") if front else (_TAILLAMP, "tail")
-    shapes = [Shape("polygon", outline, paint), Shape("polygon", window, _GLASS),
+    shapes = [Shape("polygon", outline, paint, role="paint"), Shape("polygon", window, _GLASS),
               Shape("polygon", _rect(0.06, 0.86, 0.24, 1.0), _TYRE),
               Shape("polygon", _rect(0.76, 0.86, 0.94, 1.0), _TYRE),
               Shape("polygon", _rect(0.40, 0.64, 0.60, 0.72), _PLATE),
@@ -161,9 +162,9 @@ def _truck_side(livery: RGB, cab: RGB, stripe: RGB, aspect: float) -> list[_Desi
         _wheel_row(wheels_u, cv, ru, rv), [[0.0, cv]]])
     markers = [Shape("polygon", _rect(u, 0.74, u + 0.02, 0.78), _MARKER, "marker")
                for u in (0.08, 0.30, 0.52)]
-    shapes = [Shape("polygon", outline, cab),
-              Shape("polygon", _rect(0.0, 0.0, 0.70, 0.80), livery),
-              Shape("polygon", _rect(0.0, 0.52, 0.70, 0.60), stripe),
+    shapes = [Shape("polygon", outline, cab, role="cab"),
+              Shape("polygon", _rect(0.0, 0.0, 0.70, 0.80), livery, role="livery"),
+              Shape("polygon", _rect(0.0, 0.52, 0.70, 0.60), stripe, role="stripe"),
               Shape("polygon", _rect(0.0, 0.80, 1.0, cv), _GRILLE),
               Shape("polygon", np.array([[0.78, 0.27], [0.91, 0.27], [0.95, 0.45], [0.78, 0.45]]),
                     _GLASS),
@@ -177,11 +178,11 @@ def _truck_end(livery: RGB, cab: RGB, front: bool) -> list[_Design]:
     outline = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 0.84], [0.95, 0.84], [0.95, 1.0],
                         [0.72, 1.0], [0.72, 0.84], [0.28, 0.84], [0.28, 1.0], [0.05, 1.0],
                         [0.05, 0.84], [0.0, 0.84]])
-    shapes = [Shape("polygon", outline, livery),
+    shapes = [Shape("polygon", outline, livery, role="livery"),
               Shape("polygon", _rect(0.05, 0.84, 0.28, 1.0), _TYRE),
               Shape("polygon", _rect(0.72, 0.84, 0.95, 1.0), _TYRE)]
     if front:
-        shapes += [Shape("polygon", _rect(0.0, 0.30, 1.0, 0.84), cab),
+        shapes += [Shape("polygon", _rect(0.0, 0.30, 1.0, 0.84), cab, role="cab"),
                    Shape("polygon", _rect(0.08, 0.35, 0.92, 0.56), _GLASS),
                    Shape("polygon", _rect(0.30, 0.62, 0.70, 0.76), _GRILLE),
                    Shape("polygon", _rect(0.04, 0.66, 0.20, 0.76), _HEADLAMP, "head"),
@@ -227,8 +228,9 @@ def _pedestrian(rng: np.random.Generator, aspect: float) -> list[_Design]:
                   [_lerp_u((0.72, 0.56), right_out, sole), sole], right_out, right_in]),
     ]
     hair_cap = _arc(0.5, rv, ru, rv, math.pi, 2 * math.pi, 10)
-    shapes = (Shape("polygon", legs, trousers), *(Shape("polygon", s, _SHOES) for s in shoes),
-              Shape("polygon", upper, shirt),
+    shapes = (Shape("polygon", legs, trousers, role="trousers"),
+              *(Shape("polygon", s, _SHOES) for s in shoes),
+              Shape("polygon", upper, shirt, role="shirt"),
               Shape("polygon", _rect(0.5 - neck, 0.12, 0.5 + neck, 0.18), skin),
               Shape("ellipse", np.array([[0.5 - ru, 0.0], [0.5 + ru, 2 * rv]]), skin),
               Shape("polygon", hair_cap, hair))
@@ -247,8 +249,10 @@ def _cyclist(rng: np.random.Generator, aspect: float, height_px: float) -> list[
     frame_lines = [(rear, bb), (rear, seat), (seat, bb), (seat, head_top), (bb, head_low),
                    (head_top, front), (head_top, bar[1]), bar]
     bike_shapes = [Shape("ring", np.array([[c[0] - ru, cv - rv], [c[0] + ru, cv + rv]]), _TYRE,
-                         width=max(1, round(0.035 * height_px))) for c in (rear, front)]
-    bike_shapes += [Shape("line", np.array([a, b]), frame, width=tube) for a, b in frame_lines]
+                         width=max(1, round(0.035 * height_px)), role="tyre")
+                   for c in (rear, front)]
+    bike_shapes += [Shape("line", np.array([a, b]), frame, width=tube, role="frame")
+                    for a, b in frame_lines]
     bike_shapes.append(Shape("line", np.array([[0.31, 0.51], [0.42, 0.51]]), _SHOES, width=tube))
     bike_outline = np.concatenate([
         _arc(rear[0], cv, ru, rv, math.pi, 1.5 * math.pi, 6), [[0.31, 0.50], [0.42, 0.50]],
@@ -258,15 +262,16 @@ def _cyclist(rng: np.random.Generator, aspect: float, height_px: float) -> list[
     hu = hr / aspect
     rider_shapes = [
         Shape("polygon", np.array([[0.35, 0.47], [0.43, 0.50], [0.58, 0.60], [0.55, 0.64]]),
-              trousers),
+              trousers, role="trousers"),
         Shape("polygon", np.array([[0.54, 0.58], [0.59, 0.62], [0.50, 0.86], [0.45, 0.85]]),
-              trousers),
+              trousers, role="trousers"),
         Shape("polygon", np.array([[0.50, 0.16], [0.63, 0.20], [0.44, 0.52], [0.33, 0.49]]),
-              shirt),
+              shirt, role="shirt"),
         Shape("polygon", np.array([[0.56, 0.18], [0.63, 0.21], [0.74, 0.47], [0.69, 0.48]]),
-              shirt),
+              shirt, role="shirt"),
         Shape("ellipse", np.array([[0.58 - hu, 0.0], [0.58 + hu, 2 * hr]]), skin),
-        Shape("polygon", _arc(0.58, hr, hu * 1.05, hr * 1.05, math.pi, 2 * math.pi, 10), helmet),
+        Shape("polygon", _arc(0.58, hr, hu * 1.05, hr * 1.05, math.pi, 2 * math.pi, 10), helmet,
+              role="helmet"),
     ]
     rider_points = np.concatenate([s.points for s in rider_shapes[:4]]
                                   + [_arc(0.58, hr, hu, hr, 0.0, 2 * math.pi, 12)])

@@ -1,5 +1,6 @@
-"""Writing a whole dataset: the KITTI source and the Cityscapes target, with metadata that makes
-a second call with the same options a no-op."""
+"""Writing a whole dataset: the KITTI source, the Cityscapes target and the perfect translations
+of the source (``paired/draw_<k>/``), with metadata that makes a second call with the same
+options a no-op."""
 
 from __future__ import annotations
 
@@ -20,19 +21,23 @@ from tqdm import tqdm
 from pipeline.synthetic.annotations import (cityscapes_annotation, kitti_calibration,
                                             kitti_label_lines)
 from pipeline.synthetic.layout import sample_scene
-from pipeline.synthetic.render import SOURCE_STYLE, TARGET_STYLE, render_scene, scene_rng
-from pipeline.synthetic.scene import (CITYSCAPES_FRAME, DEFAULT_HEIGHT, DEFAULT_NUM_SOURCE,
-                                      DEFAULT_NUM_TARGET_TRAIN, DEFAULT_NUM_TARGET_VAL,
-                                      DEFAULT_WIDTH, FORMAT_VERSION, METADATA_FILE, MIN_HEIGHT,
-                                      MIN_WIDTH, Rendering, SOURCE_DOMAIN, Scene, TARGET_DOMAIN,
-                                      TRAIN_CITIES, TRAIN_SPLIT, VAL_CITIES, VAL_SPLIT)
+from pipeline.synthetic.looks import SOURCE_STYLE, TARGET_STYLE
+from pipeline.synthetic.render import draw_rng, render_scene, scene_rng
+from pipeline.synthetic.scene import (CITYSCAPES_FRAME, DEFAULT_HEIGHT, DEFAULT_NUM_DRAWS,
+                                      DEFAULT_NUM_SOURCE, DEFAULT_NUM_TARGET_TRAIN,
+                                      DEFAULT_NUM_TARGET_VAL, DEFAULT_WIDTH, FORMAT_VERSION,
+                                      METADATA_FILE, MIN_HEIGHT, MIN_WIDTH, PAIRED_DIR, Rendering,
+                                      SOURCE_DOMAIN, Scene, TARGET_DOMAIN, TRAIN_CITIES,
+                                      TRAIN_SPLIT, VAL_CITIES, VAL_SPLIT)
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class SyntheticDataset:
-    """A generated dataset: the KITTI ``training`` directory, the Cityscapes root, counts."""
+    """A generated dataset: the KITTI ``training`` directory, the Cityscapes root, counts, and
+    the perfect translations: ``paired_roots[k]`` is the KITTI ``training`` directory of draw
+    ``k`` (the source scenes rendered in the target style, same file names and labels)."""
 
     root: Path
     source_root: Path
@@ -43,6 +48,7 @@ class SyntheticDataset:
     num_source: int
     num_target_train: int
     num_target_val: int
+    paired_roots: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -78,15 +84,27 @@ def _render_task(task: _Task, seed: int, width: int, height: int
     return scene, render_scene(scene, style, noise_stream)
 
 
-def _write_task(root: Path, task: _Task, seed: int, width: int, height: int) -> None:
+def paired_root(root: Path, draw: int) -> Path:
+    """The KITTI ``training`` directory of the perfect translations of draw ``draw``."""
+    return root / PAIRED_DIR / f"draw_{draw}" / "training"
+
+
+def _write_task(root: Path, task: _Task, seed: int, width: int, height: int, draws: int
+                ) -> None:
     scene, rendering = _render_task(task, seed, width, height)
     if task.domain == SOURCE_DOMAIN:
-        training = root / "source" / "training"
         name = f"{task.index:06d}"
-        _save_png(rendering.image, training / "image_2" / f"{name}.png")
         lines = kitti_label_lines(scene, rendering)
-        _write_text(training / "label_2" / f"{name}.txt", "".join(f"{line}\n" for line in lines))
+        label = "".join(f"{line}\n" for line in lines)
+        training = root / "source" / "training"
+        _save_png(rendering.image, training / "image_2" / f"{name}.png")
+        _write_text(training / "label_2" / f"{name}.txt", label)
         _write_text(training / "calib" / f"{name}.txt", kitti_calibration(scene.camera))
+        # The pixels a part owns do not depend on the style, so the labels are the source's.
+        for k in range(draws):
+            perfect = render_scene(scene, TARGET_STYLE, draw_rng(seed, k, task.index))
+            _save_png(perfect.image, paired_root(root, k) / "image_2" / f"{name}.png")
+            _write_text(paired_root(root, k) / "label_2" / f"{name}.txt", label)
         return
     split = "train" if task.split == TRAIN_SPLIT else "val"
     city, stem = _cityscapes_stem(task.split, task.index)
@@ -99,10 +117,11 @@ def _write_task(root: Path, task: _Task, seed: int, width: int, height: int) -> 
 
 
 def _parameters(seed: int, width: int, height: int, num_source: int, num_target_train: int,
-                num_target_val: int) -> dict:
+                num_target_val: int, draws: int) -> dict:
     return {"format_version": FORMAT_VERSION, "generator": __package__, "seed": seed,
             "width": width, "height": height, "num_source": num_source,
-            "num_target_train": num_target_train, "num_target_val": num_target_val}
+            "num_target_train": num_target_train, "num_target_val": num_target_val,
+            "draws": draws}
 
 
 def _dataset(root: Path, params: dict) -> SyntheticDataset:
@@ -110,7 +129,8 @@ def _dataset(root: Path, params: dict) -> SyntheticDataset:
         root=root, source_root=root / "source" / "training", target_root=root / "target",
         seed=params["seed"], width=params["width"], height=params["height"],
         num_source=params["num_source"], num_target_train=params["num_target_train"],
-        num_target_val=params["num_target_val"])
+        num_target_val=params["num_target_val"],
+        paired_roots=tuple(paired_root(root, k) for k in range(params["draws"])))
 
 
 def _count(directory: Path, pattern: str) -> int:
@@ -136,10 +156,13 @@ def _is_complete(root: Path, params: dict) -> bool:
         (target / "leftImg8bit" / "val", "*/*_leftImg8bit.png", params["num_target_val"]),
         (target / "gtFine" / "val", "*/*_gtFine_polygons.json", params["num_target_val"]),
     ]
+    for k in range(params["draws"]):
+        expected += [(paired_root(root, k) / sub, pattern, params["num_source"])
+                     for sub, pattern in (("image_2", "*.png"), ("label_2", "*.txt"))]
     return all(_count(d, pattern) == n for d, pattern, n in expected)
 
 
-_OWN_ENTRIES = {"source", "target", METADATA_FILE}
+_OWN_ENTRIES = {"source", "target", PAIRED_DIR, METADATA_FILE}
 
 
 def _check_replaceable(root: Path) -> None:
@@ -156,10 +179,13 @@ def _check_replaceable(root: Path) -> None:
             "Choose an empty or new directory for --out, or delete this one.")
 
 
-def _make_dirs(root: Path, tasks: Sequence[_Task]) -> None:
+def _make_dirs(root: Path, tasks: Sequence[_Task], draws: int) -> None:
     training = root / "source" / "training"
     for sub in ("image_2", "label_2", "calib"):
         (training / sub).mkdir(parents=True, exist_ok=True)
+    for k in range(draws):
+        for sub in ("image_2", "label_2"):
+            (paired_root(root, k) / sub).mkdir(parents=True, exist_ok=True)
     for task in tasks:
         if task.domain == TARGET_DOMAIN:
             split = "train" if task.split == TRAIN_SPLIT else "val"
@@ -175,9 +201,9 @@ def _tasks(num_source: int, num_target_train: int, num_target_val: int) -> list[
 
 
 def _run_tasks(root: Path, tasks: Sequence[_Task], seed: int, width: int, height: int,
-               n_jobs: int, progress: bool) -> None:
+               draws: int, n_jobs: int, progress: bool) -> None:
     jobs = Parallel(n_jobs=n_jobs, return_as="generator", batch_size=8)(
-        delayed(_write_task)(root, task, seed, width, height) for task in tasks)
+        delayed(_write_task)(root, task, seed, width, height, draws) for task in tasks)
     with tqdm(total=len(tasks), desc="synthetic data", unit="img", disable=not progress) as bar:
         for _ in jobs:
             bar.update()
@@ -195,12 +221,16 @@ def _replace_dir(new: Path, root: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _validate(width: int, height: int, counts: Sequence[int], n_jobs: int) -> None:
+def _validate(width: int, height: int, counts: Sequence[int], draws: int, n_jobs: int
+              ) -> None:
     if width < MIN_WIDTH or height < MIN_HEIGHT:
         raise ValueError(f"image size {width}x{height} is too small: use at least "
                          f"{MIN_WIDTH}x{MIN_HEIGHT}")
     if any(n < 0 for n in counts):
         raise ValueError(f"image counts must be >= 0, got {list(counts)}")
+    if draws < 0:
+        raise ValueError(f"draws must be >= 0 (perfect translations per source image), got "
+                         f"{draws}")
     if n_jobs == 0:
         raise ValueError("n_jobs must be a positive number of workers, or negative (joblib: "
                          "-1 = all cores)")
@@ -215,6 +245,7 @@ def generate(
     num_source: int = DEFAULT_NUM_SOURCE,
     num_target_train: int = DEFAULT_NUM_TARGET_TRAIN,
     num_target_val: int = DEFAULT_NUM_TARGET_VAL,
+    draws: int = DEFAULT_NUM_DRAWS,
     n_jobs: int = 1,
     progress: bool = True,
 ) -> SyntheticDataset:
@@ -222,7 +253,10 @@ def generate(
 
     ``out_dir/source/training`` is a KITTI object ``training`` directory (``image_2``,
     ``label_2``, ``calib``); ``out_dir/target`` a Cityscapes root (``leftImg8bit``, ``gtFine``,
-    splits ``train`` and ``val``); ``out_dir/synthetic.json`` records the parameters.
+    splits ``train`` and ``val``); ``out_dir/paired/draw_<k>/training`` (k < ``draws``) the
+    perfect translations: every source scene rendered in the target style, the k-th of
+    independent draws of its look, with the source's file names and label files;
+    ``out_dir/synthetic.json`` records the parameters.
 
     Idempotent: if ``out_dir`` already holds a complete dataset made with the same parameters,
     nothing is written. Otherwise the dataset is generated in a temporary sibling directory and
@@ -230,8 +264,9 @@ def generate(
     anything else than a synthetic dataset is never replaced (``FileExistsError``).
     """
     root = Path(out_dir).resolve()
-    _validate(width, height, (num_source, num_target_train, num_target_val), n_jobs)
-    params = _parameters(seed, width, height, num_source, num_target_train, num_target_val)
+    _validate(width, height, (num_source, num_target_train, num_target_val), draws, n_jobs)
+    params = _parameters(seed, width, height, num_source, num_target_train, num_target_val,
+                         draws)
     if _is_complete(root, params):
         logger.info("%s: synthetic dataset already present, nothing to do", root)
         return _dataset(root, params)
@@ -240,8 +275,8 @@ def generate(
     work = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
     try:
         tasks = _tasks(num_source, num_target_train, num_target_val)
-        _make_dirs(work, tasks)
-        _run_tasks(work, tasks, seed, width, height, n_jobs, progress)
+        _make_dirs(work, tasks, draws)
+        _run_tasks(work, tasks, seed, width, height, draws, n_jobs, progress)
         metadata = json.dumps({"parameters": params}, sort_keys=True, indent=2) + "\n"
         _write_text(work / METADATA_FILE, metadata)
         if _is_complete(root, params):  # a concurrent call got there first
@@ -252,6 +287,6 @@ def generate(
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    logger.info("%s: wrote %d source and %d + %d target images", root, num_source,
-                num_target_train, num_target_val)
+    logger.info("%s: wrote %d source and %d + %d target images, %d perfect translations of "
+                "each source image", root, num_source, num_target_train, num_target_val, draws)
     return _dataset(root, params)
