@@ -42,6 +42,7 @@ from pipeline.logs import add_run_log
 from pipeline.paper import PAPER_TABLE4
 from pipeline.rundir import detection_metrics, detector_dir, translation_metrics
 from pipeline.runner import Runner
+from pipeline.stages.evaluate import gap_recovered, mean_ap50
 
 logger = logging.getLogger(__name__)
 
@@ -211,19 +212,6 @@ def run_ablation(config_path: str | Path, overrides: Sequence[str] = (),
     write_text(out / "ablation.md", table)
     logger.info("ablation of run %s -> %s\n%s", base.run.name, out / "ablation.md", table)
     return out
-
-
-def mean_ap50(ap50: dict[str, float | None], classes: Sequence[str]) -> float | None:
-    values = [ap50.get(c) for c in classes]
-    return None if not values or None in values else sum(values) / len(values)
-
-
-def gap_recovered(translated: float | None, source_only: float | None,
-                  oracle: float | None) -> float | None:
-    """``(translated - source_only) / (oracle - source_only)``; None when undefined."""
-    if None in (translated, source_only, oracle) or oracle == source_only:
-        return None
-    return (translated - source_only) / (oracle - source_only)
 
 
 def collect_run(run_dir: Path, reference: dict, gap_classes: Sequence[str]) -> dict:

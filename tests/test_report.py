@@ -153,7 +153,8 @@ def test_detection_table_lists_every_detectors_ap(report):
         cells, css = page.row("Detection on target_val", ROW_NAMES[train_set])
         assert cells[1:] == [*(percent(d["ap50"][c]) for c in metrics["classes"]),
                              percent(d["map50"]), percent(d["ap"]), str(d["iterations"]),
-                             str(d["train_images"])]
+                             str(d["train_images"]), f"{d['gap_recovered']:.2f}"
+                             if d["gap_recovered"] is not None else "–"]
         assert css == ""
 
 

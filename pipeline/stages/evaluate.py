@@ -4,8 +4,10 @@ Writes, under ``runs/<name>/eval/``:
 
 * ``predictions/<set>.json``: each detector's COCO results on the split;
 * ``metrics.json``: per detector, AP at IoU 0.5 per class, their mean (mAP), COCO AP@[.5:.95],
-  the training set's size, backend and iterations; and the split's images and boxes. AP values
-  are fractions in [0, 1], computed by pycocotools (:mod:`detection.evaluate`);
+  the training set's size, backend and iterations, and the gap it recovers,
+  ``(set - source_only) / (oracle - source_only)`` on the mean AP50 of
+  ``evaluate.gap_classes`` (null without both reference detectors); and the split's images and
+  boxes. AP values are fractions in [0, 1], computed by pycocotools (:mod:`detection.evaluate`);
 * ``table.md``: the same numbers (in %) as a table shaped like the paper's Table 3, followed by
   the paper's published KITTI -> Cityscapes rows, quoted for reference and marked as such (they
   were not measured by this run and, on other data, are not comparable with it).
@@ -20,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -96,6 +99,8 @@ def run(ctx: RunContext) -> dict:
             }
     except DetectionError as exc:
         raise StageError(f"evaluate: {exc}") from None
+    gap_classes = cfg.evaluate.gap_classes or classes
+    add_gap_recovered(detectors, gap_classes)
     document = {
         "version": METRICS_VERSION,
         "run": cfg.run.name,
@@ -107,6 +112,7 @@ def run(ctx: RunContext) -> dict:
                   f"{cfg.detector.test.detections_per_image} detections per image), fractions "
                   "in [0, 1]: ap50 per class at IoU 0.5, map50 their mean over the classes "
                   "with boxes, ap at IoU 0.5:0.95",
+        "gap_classes": gap_classes,
         "detectors": detectors,
     }
     table = format_table(document)
@@ -117,6 +123,28 @@ def run(ctx: RunContext) -> dict:
     return {s: {"map50": round(d["map50"], 4) if d["map50"] is not None else None,
                 "ap": round(d["ap"], 4) if d["ap"] is not None else None}
             for s, d in detectors.items()}
+
+
+def mean_ap50(ap50: dict[str, float | None], classes: Sequence[str]) -> float | None:
+    values = [ap50.get(c) for c in classes]
+    return None if not values or None in values else sum(values) / len(values)
+
+
+def gap_recovered(translated: float | None, source_only: float | None,
+                  oracle: float | None) -> float | None:
+    """``(translated - source_only) / (oracle - source_only)``; None when undefined."""
+    if None in (translated, source_only, oracle) or oracle == source_only:
+        return None
+    return (translated - source_only) / (oracle - source_only) + 0.0    # -0.0 -> 0.0
+
+
+def add_gap_recovered(detectors: dict[str, dict], classes: Sequence[str]) -> None:
+    """Set each detector's ``gap_recovered`` on the mean AP50 of ``classes``: 0 for
+    source_only, 1 for the oracle, None for all when either is missing."""
+    means = {s: mean_ap50(d["ap50"], classes) for s, d in detectors.items()}
+    for train_set, d in detectors.items():
+        d["gap_recovered"] = gap_recovered(means[train_set], means.get("source_only"),
+                                           means.get("oracle"))
 
 
 def _unlabeled(ctx: RunContext, manifest: Path) -> dict:
@@ -147,12 +175,14 @@ def format_table(metrics: dict) -> str:
     per class, mAP, AP@[.5:.95], in %), then the paper's rows, quoted and marked."""
     classes = metrics["classes"]
     header = ["Training set", *(c.capitalize() for c in classes), "mAP", "AP@[.5:.95]",
-              "Iterations"]
+              "Iterations", "Gap recovered"]
     rows = [header, ["---"] + ["---:"] * (len(header) - 1)]
     for train_set, d in metrics["detectors"].items():
+        gap = d.get("gap_recovered")
         rows.append([f"{ROW_NAMES.get(train_set, train_set)}, this run",
                      *(_percent(d["ap50"][c]) for c in classes), _percent(d["map50"]),
-                     _percent(d["ap"]), str(d["iterations"])])
+                     _percent(d["ap"]), str(d["iterations"]),
+                     "–" if gap is None else f"{gap:.2f}"])
     quoted = [c for c in classes if c in PAPER_TABLE3_CLASSES]
     if quoted:
         same_classes = list(classes) == list(PAPER_TABLE3_CLASSES)
@@ -160,12 +190,15 @@ def format_table(metrics: dict) -> str:
             per_class = dict(zip(PAPER_TABLE3_CLASSES, values))
             rows.append([f"*{name}, quoted from the paper*",
                          *(f"*{per_class[c]:.1f}*" if c in per_class else "–" for c in classes),
-                         f"*{values[-1]:.1f}*" if same_classes else "–", "–", "–"])
+                         f"*{values[-1]:.1f}*" if same_classes else "–", "–", "–", "–"])
     lines = ["| " + " | ".join(r) + " |" for r in rows]
     first = next(iter(metrics["detectors"].values()))
     title = (f"Detection on {metrics['split']} of run {metrics['run']}: {metrics['images']} "
              f"images, {metrics['boxes']['total']} boxes; AP at IoU 0.5 (%), "
              f"backend {first['backend']}.")
+    gap_classes = metrics.get("gap_classes") or classes
+    title += (" Gap recovered: (set - source only) / (oracle - source only) on the mean AP50 of "
+              f"{', '.join(gap_classes)}.")
     note = ("Rows in *italics* are quoted from Jeong et al., CVPR 2021, Table 3 (KITTI -> "
             "Cityscapes, Faster R-CNN) for reference: they were not measured by this run and "
             "are comparable with it only on the same data and detector.") if quoted else ""
