@@ -153,7 +153,10 @@ class DetectorConfig:
     ``backend``: ``detectron2``, ``torchvision``, or ``auto`` (Detectron2 when it can be imported,
     else torchvision). ``train_sets`` (used by the pipeline): one detector per entry, on
     ``source_only`` (source train), ``translated`` (the translate stage's output), ``oracle``
-    (target train) or ``source_plus_translated``. ``weights``: a local file of ImageNet-pretrained
+    (target train), ``source_plus_translated``, the baselines' translations of source train
+    ``colour_transfer`` (Reinhard colour transfer) and ``fda`` (Fourier domain adaptation), or
+    ``perfect_translation`` (a perfect translation of source train given with the data, a
+    ceiling). ``weights``: a local file of ImageNet-pretrained
     backbone weights in the backend's format (torchvision: a ``resnet50`` state dict such as
     ``resnet50-0676ba61.pth``; Detectron2: ``R-50.pkl``); ``None`` trains from random weights.
     Nothing is ever downloaded. ``on_missing_class``: what to do when a training manifest has
@@ -161,7 +164,8 @@ class DetectorConfig:
     """
 
     backend: Literal["auto", "detectron2", "torchvision"] = "auto"
-    train_sets: list[Literal["source_only", "translated", "oracle", "source_plus_translated"]] = \
+    train_sets: list[Literal["source_only", "translated", "oracle", "source_plus_translated",
+                             "colour_transfer", "fda", "perfect_translation"]] = \
         field(default_factory=lambda: ["source_only", "translated", "oracle"])
     weights: Optional[str] = None
     num_workers: int = 2
@@ -183,7 +187,8 @@ class DetectorConfig:
                              f"(backends: {', '.join(BACKENDS)})")
         if not self.train_sets:
             raise ValueError("train_sets is empty: list at least one of source_only, "
-                             "translated, oracle, source_plus_translated")
+                             "translated, oracle, source_plus_translated, colour_transfer, fda, "
+                             "perfect_translation")
         if len(set(self.train_sets)) != len(self.train_sets):
             raise ValueError(f"train_sets has duplicates: {self.train_sets}")
         if self.num_workers < 0:

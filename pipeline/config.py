@@ -127,10 +127,20 @@ class DomainConfig:
 
 
 @dataclass
+class SourceDomainConfig(DomainConfig):
+    """The source domain; ``perfect_translation`` optionally names a KITTI ``training`` folder
+    holding a perfect translation of it (the same file names and sizes, target style: the
+    synthetic demo's ``paired/draw_<k>/training``), which ``prepare`` turns into
+    ``data/source_train.perfect.json`` for the ``perfect_translation`` detector, a ceiling."""
+
+    perfect_translation: Optional[str] = None
+
+
+@dataclass
 class DataConfig:
     """The two domains, the experiment's classes and the bad-input policy."""
 
-    source: DomainConfig
+    source: SourceDomainConfig
     target: DomainConfig
     classes: list[str] = field(default_factory=lambda: ["person", "car", "truck", "bicycle"])
     on_bad_box: Literal["clip", "drop", "error"] = "clip"
@@ -181,6 +191,10 @@ class TranslateConfig:
     channels_last: bool = True           # NHWC tensors: faster convolutions on GPU and oneDNN
     png_compress_level: int = 1          # 0-9; lossless at any level, 1 is ~5x faster than 6
     on_bad_image: Literal["error", "skip"] = "error"   # skip: listed in the manifest, counted
+    # The baselines (colour_transfer, fda: pipeline.translation.methods) take their style from
+    # the images of this split; MGUIT does not read these two keys.
+    reference_split: Split = "target_train"
+    fda_beta: float = 0.01               # FDA's low-frequency window: floor(min(H, W) * beta)
 
     def validate(self) -> None:
         for name in ("num_samples", "batch_size"):
@@ -192,6 +206,9 @@ class TranslateConfig:
             raise ValueError("translate.writers must be >= 1")
         if not 0 <= self.png_compress_level <= 9:
             raise ValueError("translate.png_compress_level must be in 0..9")
+        if not 0 <= self.fda_beta <= 0.5:
+            raise ValueError("translate.fda_beta must be in [0, 0.5] (the paper uses 0.01 to "
+                             "0.09)")
 
 
 @dataclass
@@ -335,6 +352,11 @@ class Config:
         if not self.train_sets:
             raise ValueError("detector.train_sets lists only oracle, which needs the target's "
                              "own training labels (data.target.labels: boxes)")
+        if "perfect_translation" in self.detector.train_sets \
+                and not self.data.source.perfect_translation:
+            raise ValueError("detector.train_sets lists perfect_translation, which needs "
+                             "data.source.perfect_translation (a KITTI training folder holding "
+                             "a perfect translation of the source); set it or remove the set")
         unknown = [c for c in self.evaluate.gap_classes or () if c not in self.data.classes]
         if unknown:
             raise ValueError(f"evaluate.gap_classes {unknown} are not in data.classes "
@@ -367,11 +389,11 @@ NAMED_WEIGHTS = {"detector.weights": "imagenet", "metrics.inception_weights": "d
                  "metrics.lpips_weights": "default"}
 
 PATH_FIELDS = ("data.source.root", "data.source.val_list", "data.source.train_annotations",
-               "data.source.val_annotations", "data.target.root", "data.target.val_list",
-               "data.target.train_annotations", "data.target.val_annotations", "run.dir",
-               "translate.checkpoint", "pseudo_labels.checkpoint", "detector.weights",
-               "metrics.inception_weights", "metrics.lpips_weights", "metrics.classifier",
-               "inspect.database_dir")
+               "data.source.val_annotations", "data.source.perfect_translation",
+               "data.target.root", "data.target.val_list", "data.target.train_annotations",
+               "data.target.val_annotations", "run.dir", "translate.checkpoint",
+               "pseudo_labels.checkpoint", "detector.weights", "metrics.inception_weights",
+               "metrics.lpips_weights", "metrics.classifier", "inspect.database_dir")
 
 
 def parse_override(text: str) -> tuple[str, object]:

@@ -50,6 +50,17 @@ def translated_dir(run_dir: Path) -> Path:
     return run_dir / "translated"
 
 
+def baseline_dir(run_dir: Path, method: str) -> Path:
+    """A baseline's translation of the source set (``colour_transfer``, ``fda``), in the
+    layout of ``translated/``."""
+    return run_dir / "baselines" / method
+
+
+def perfect_translation_manifest(run_dir: Path) -> Path:
+    """source_train with its images taken from ``data.source.perfect_translation``."""
+    return run_dir / "data" / "source_train.perfect.json"
+
+
 def detector_dir(run_dir: Path, train_set: str) -> Path:
     return run_dir / "detector" / train_set
 

@@ -39,8 +39,9 @@ def copy_tree(src: Path, dst: Path) -> Path:
 def test_prepare_writes_four_manifests_and_summary(tmp_path, tiny_data):
     cfg = load_config(write_config(tmp_path, tiny_data))
     runner = Runner(cfg)
-    assert [s.state for s in runner.statuses()] == ["todo"] * (len(STAGES) - 1)
+    assert [s.state for s in runner.statuses()] == ["todo"] * (len(STAGES) - 2)
     assert "pseudo_label" not in runner.names       # only with data.target.labels: pseudo
+    assert "translate_baselines" not in runner.names    # only with a baseline's detector
     runner.run(runner.select(only=["prepare"]))
     data_dir = cfg.run.path / "data"
     for split in prepare.SPLITS:
@@ -101,7 +102,7 @@ def test_stage_selection():
     runner = Runner.__new__(Runner)
     runner.stages = STAGES
     assert [s.name for s in runner.select(start="translate", stop="evaluate")] == \
-        ["translate", "train_detector", "evaluate"]
+        ["translate", "translate_baselines", "train_detector", "evaluate"]
     assert [s.name for s in runner.select(only=["evaluate", "prepare"])] == ["prepare", "evaluate"]
     assert [s.name for s in runner.select()] == list(STAGE_NAMES)
     with pytest.raises(StageError, match="unknown stage 'tranlate'; did you mean 'translate'"):

@@ -29,7 +29,7 @@ from pipeline.formats import coco, kitti
 from pipeline.formats.common import BadInputLog, ImageRecord
 from pipeline.runner import Runner
 from pipeline.translation import Shard, TranslationError, translate_dataset
-from pipeline.translation.engine import autocast_dtype
+from pipeline.translation.methods.translator import autocast_dtype
 from pipeline.translation.plan import plan_batches, style_seed
 from test_translator import tiny_config
 

@@ -93,7 +93,7 @@ def generate_styles(checkpoint: Path, device: str | torch.device, direction: str
     import torch
 
     from mguit import load_translator
-    from pipeline.translation.engine import autocast_dtype, to_uint8
+    from pipeline.translation.methods.translator import autocast_dtype, to_uint8
     from pipeline.translation.plan import style_seed
 
     model = load_translator(checkpoint, device)

@@ -16,7 +16,7 @@ from pipeline.config import Config
 from pipeline.context import RunContext
 from pipeline.rundir import last_checkpoint
 from pipeline.stages import (evaluate, inspect, metrics, prepare, pseudo_label, report,
-                             train_detector, train_translator, translate)
+                             train_detector, train_translator, translate, translate_baselines)
 
 
 def _always(config: Config) -> bool:
@@ -50,21 +50,13 @@ class Stage:
         return self.config_keys + self.more_config_keys(config)
 
 
-def _manifests(ctx: RunContext, *splits: str) -> list[Path]:
-    return [ctx.data_dir / f"{s}.json" for s in splits]
-
-
-def _all_manifests(ctx: RunContext) -> list[Path]:
-    return _manifests(ctx, *prepare.SPLITS)
-
-
 STAGES: tuple[Stage, ...] = (
     Stage(
         name="prepare",
         description="convert source and target datasets to COCO manifests (runs/<name>/data/)",
         config_keys=("data",),
         inputs=prepare.input_paths,
-        outputs=lambda ctx: _all_manifests(ctx) + [ctx.data_dir / "summary.json"],
+        outputs=prepare.output_paths,
         run=prepare.run,
         uses_device=False,
     ),
@@ -93,11 +85,23 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         name="translate",
         description="translate source_train into the target style (runs/<name>/translated/)",
-        config_keys=("translate",),
+        config_keys=translate.CONFIG_KEYS,
         inputs=translate.input_paths,
         outputs=translate.output_paths,
         run=translate.run,
         speed_keys=("translate.workers", "translate.writers"),
+    ),
+    Stage(
+        name="translate_baselines",
+        description="the baselines' translations of source_train (colour_transfer, fda in "
+                    "detector.train_sets) -> runs/<name>/baselines/<method>/",
+        config_keys=translate_baselines.CONFIG_KEYS,
+        more_config_keys=translate_baselines.more_config_keys,
+        inputs=translate_baselines.input_paths,
+        outputs=translate_baselines.output_paths,
+        run=translate_baselines.run,
+        uses_device=False,
+        active=translate_baselines.active,
     ),
     Stage(
         name="train_detector",

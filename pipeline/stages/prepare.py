@@ -16,7 +16,13 @@ its boxes where the dataset has them. Each manifest's ``info.labeled`` says whet
 labels (written only when false, so labeled manifests keep the bytes they always had);
 ``evaluate`` scores only labeled splits.
 
-All four manifests are written to a temporary folder and moved into place only when every split
+With ``data.source.perfect_translation`` (a KITTI ``training`` folder holding a perfect
+translation of the source, the same file names and sizes) it also writes
+``source_train.perfect.json``: source_train with its images taken from that folder, after
+checking that every one is there at its source image's size. It is the training set of the
+``perfect_translation`` detector, a ceiling for any translation.
+
+All manifests are written to a temporary folder and moved into place only when every split
 has been read and every image verified: a failed prepare leaves the previous manifests (or none),
 never a mix.
 """
@@ -38,6 +44,7 @@ from detection.manifest import write_text
 from pipeline.config import DataConfig, DomainConfig
 from pipeline.formats import cityscapes, coco, kitti, unlabeled
 from pipeline.formats.common import BadInputLog, DatasetError, ImageRecord, read_image_size
+from pipeline.rundir import perfect_translation_manifest
 
 if TYPE_CHECKING:
     from pipeline.context import RunContext
@@ -56,6 +63,15 @@ def input_paths(ctx: RunContext) -> list[Path]:
         for extra in (domain.val_list, domain.train_annotations, domain.val_annotations):
             if extra:
                 paths.append(Path(extra))
+    if ctx.config.data.source.perfect_translation:
+        paths.append(Path(ctx.config.data.source.perfect_translation))
+    return paths
+
+
+def output_paths(ctx: RunContext) -> list[Path]:
+    paths = [ctx.manifest(s) for s in SPLITS] + [ctx.data_dir / "summary.json"]
+    if ctx.config.data.source.perfect_translation:
+        paths.append(perfect_translation_manifest(ctx.config.run.path))
     return paths
 
 
@@ -118,6 +134,34 @@ def _verify_chunk(paths: list[str]) -> int:
     return len(paths)
 
 
+def write_perfect_translation(source_train: Path, folder: Path, out: Path) -> list[str]:
+    """Write ``source_train``'s manifest to ``out`` with its images taken from ``folder`` (the
+    same file names, relative to it); return the images' paths. Raises :class:`DatasetError`
+    naming an image that is missing there or whose size differs from its source image's."""
+    document = json.loads(source_train.read_text(encoding="utf-8"))
+    source_root = Path(document["info"]["image_root"])
+    paths = []
+    for image in document["images"]:
+        path = folder / image["file_name"]
+        source = source_root / image["file_name"]
+        try:
+            size = read_image_size(path)
+        except DatasetError as exc:
+            raise DatasetError(path, f"{exc.reason}; data.source.perfect_translation must "
+                                     f"hold a translation of every source image ({source})"
+                               ) from None
+        if size != (image["width"], image["height"]):
+            raise DatasetError(path, f"image is {size[0]}x{size[1]} but its source image "
+                                     f"{source} is {image['width']}x{image['height']}; a "
+                                     "perfect translation keeps every image's size")
+        paths.append(str(path))
+    document["info"] = {**document["info"], "image_root": folder.as_posix(),
+                        "description": f"{document['info'].get('description', 'source_train')}"
+                                       f", images from the perfect translation {folder}"}
+    write_text(out, json.dumps(document, allow_nan=False))
+    return paths
+
+
 def format_summary(counts: dict[str, dict], classes: list[str]) -> str:
     """A plain-text table: images and boxes per class, one row per split."""
     header = ["split", "images", *classes, "boxes"]
@@ -163,12 +207,21 @@ def run(ctx: RunContext) -> dict:
             if counts[split]["images"] == 0:
                 raise DatasetError(domain.root, f"split {split} has no images; check "
                                    f"data.{side} (root, split names, val_fraction)")
+        perfect = perfect_translation_manifest(ctx.config.run.path)
+        if data.source.perfect_translation:
+            image_paths += write_perfect_translation(
+                tmp / "source_train.json", Path(data.source.perfect_translation),
+                tmp / perfect.name)
         if data.verify_images:
             verify_images(image_paths, ctx.config.run.workers)
         summary = {"splits": counts, "bad_input": log.to_dict(), "classes": data.classes}
         write_text(tmp / "summary.json", json.dumps(summary, indent=2, sort_keys=True))
         for name in (*SPLITS, "summary"):
             (tmp / f"{name}.json").replace(ctx.data_dir / f"{name}.json")
+        if data.source.perfect_translation:
+            (tmp / perfect.name).replace(perfect)
+        else:
+            perfect.unlink(missing_ok=True)     # of an earlier config: no longer this data's
         finished = True
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -4,7 +4,12 @@
 * ``translated``: ``translated/annotations.json`` (the translate stage's output);
 * ``oracle``: ``data/target_train.json`` (the target domain's own labels; left out when
   ``data.target.labels`` is ``none`` or ``pseudo``, which means those labels are not to be used);
-* ``source_plus_translated``: both source sets.
+* ``source_plus_translated``: both source sets;
+* ``colour_transfer``, ``fda``: ``baselines/<method>/annotations.json`` (the
+  ``translate_baselines`` stage's output: Reinhard colour transfer, Fourier domain adaptation);
+* ``perfect_translation``: ``data/source_train.perfect.json`` (source_train's boxes on the
+  perfect translation of its images that ``data.source.perfect_translation`` names, written by
+  ``prepare``): a ceiling for any translation.
 
 Each goes to ``runs/<name>/detector/<set>/`` (checkpoints, TensorBoard logs, ``detector.json``;
 see :mod:`detection.api`). An interrupted training resumes; a detector whose settings and data
@@ -21,7 +26,8 @@ from typing import TYPE_CHECKING
 
 from detection.api import CARD
 from pipeline.context import StageError
-from pipeline.rundir import detector_dir, translated_dir
+from pipeline.rundir import (baseline_dir, detector_dir, perfect_translation_manifest,
+                             translated_dir)
 from pipeline.weights import WeightsError, local_path, resolve
 from pipeline.translation.records import ANNOTATIONS
 
@@ -39,6 +45,9 @@ def train_manifests(ctx: RunContext, train_set: str) -> list[Path]:
         "translated": [translated],
         "oracle": [ctx.manifest("target_train")],
         "source_plus_translated": [ctx.manifest("source_train"), translated],
+        "colour_transfer": [baseline_dir(ctx.run_dir, "colour_transfer") / ANNOTATIONS],
+        "fda": [baseline_dir(ctx.run_dir, "fda") / ANNOTATIONS],
+        "perfect_translation": [perfect_translation_manifest(ctx.config.run.path)],
     }[train_set]
 
 

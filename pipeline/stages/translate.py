@@ -9,10 +9,12 @@ earlier translation in ``translated/`` is stale and is replaced; an interrupted 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline.config import TranslateConfig
 from pipeline.rundir import checkpoint_path, translated_dir
 from pipeline.translation.records import ANNOTATIONS, MANIFEST, SETTINGS
 
@@ -20,6 +22,11 @@ if TYPE_CHECKING:
     from pipeline.context import RunContext
 
 logger = logging.getLogger(__name__)
+
+# The translate section but the keys only the baselines read (translate_baselines): changing
+# FDA's beta does not redo MGUIT's translation.
+CONFIG_KEYS = tuple(f"translate.{f.name}" for f in dataclasses.fields(TranslateConfig)
+                    if f.name not in ("reference_split", "fda_beta"))
 
 
 def input_paths(ctx: RunContext) -> list[Path]:

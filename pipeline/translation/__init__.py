@@ -1,8 +1,11 @@
 """Batch translation of a labeled dataset into the other domain's style, boxes preserved.
 
-:func:`translate_dataset` is the engine behind the ``translate`` stage and the standalone
-``pipeline translate`` command. Input: a COCO manifest (``runs/<name>/data/source_train.json``)
-or a KITTI root. Output folder (``runs/<name>/translated/`` for the stage)::
+:func:`translate_dataset` is the engine behind the ``translate`` stage (MGUIT), the
+``translate_baselines`` stage (Reinhard colour transfer, FDA) and the standalone ``pipeline
+translate`` command. It runs any translation method (:mod:`pipeline.translation.methods`)
+through the same plan, shards, resume, records and writer. Input: a COCO manifest
+(``runs/<name>/data/source_train.json``) or a KITTI root. Output folder
+(``runs/<name>/translated/`` for MGUIT, ``runs/<name>/baselines/<method>/`` for a baseline)::
 
     image_2/<id>.png        the translation, same file name (as .png) and size as the source
     label_2/<id>.txt        the KITTI label file, byte-identical to the source's
@@ -11,23 +14,25 @@ or a KITTI root. Output folder (``runs/<name>/translated/`` for the stage)::
     manifest.jsonl          one line per output: source path and sha256, output image and
                             label paths and sha256, seed, style seed, sample index
     translate.json          the settings that decide the output bytes
+    reference.json          colour transfer only: the reference split's Lab statistics
 
 With ``num_samples`` K > 1 every image has K translations, ``image_2/<id>_s<k>.png`` with
-``label_2/<id>_s<k>.txt`` (k = 0..K-1; sample 0 reads the memory's own values, samples k >= 1
-random style values), all in one KITTI folder and one COCO manifest. ``<id>`` is the KITTI
-frame id, or the file stem for other formats (whose label files are written from the boxes:
-:mod:`pipeline.translation.sources`).
+``label_2/<id>_s<k>.txt`` (k = 0..K-1; for MGUIT sample 0 reads the memory's own values,
+samples k >= 1 random style values; each method documents its samples), all in one KITTI folder
+and one COCO manifest. ``<id>`` is the KITTI frame id, or the file stem for other formats (whose
+label files are written from the boxes: :mod:`pipeline.translation.sources`).
 
 Guarantees:
 
-* **Purity.** An output is a function of (checkpoint, image, seed, sample index) only: sample
-  k >= 1 of an image reads random values seeded by a hash of (seed, image id) and k
-  (:func:`~pipeline.translation.plan.style_seed`), not by its batch or shard. Batched
+* **Purity.** An output is a function of (method settings, image, seed, sample index) only:
+  sample k of an image draws its randomness from a hash of (seed, image id) and k
+  (:func:`~pipeline.translation.plan.style_seed`), not from its batch or shard. Batched
   convolutions may round differently from unbatched ones in the last float bits, which can move
   a value by one grey level after rounding to uint8; the tests bound this across batch sizes in
   float32: at most 1 grey level, on under 0.1 % of the values. ``amp`` (float16 on CUDA,
   bfloat16 on CPUs with AMX) changes the arithmetic itself: its outputs differ from float32 ones
-  by a few grey levels. Runs with the same batch size and precision compute the same batches
+  by a few grey levels. The baselines compute image by image: identical bytes at every batch
+  size. Runs with the same batch size and precision compute the same batches
   (:mod:`~pipeline.translation.plan`), so shards and resumed runs reproduce the bytes of a
   single uninterrupted run exactly.
 * **Native resolution, streaming.** Whole images, padded to the network stride and cropped back
@@ -62,8 +67,12 @@ from pipeline.translation.plan import Shard
 if TYPE_CHECKING:
     from pipeline.translation.engine import TranslationSummary, merge_outputs, translate_dataset
 
-__all__ = ["Shard", "TranslationError", "TranslationSummary", "merge_outputs",
+__all__ = ["BASELINES", "Shard", "TranslationError", "TranslationSummary", "merge_outputs",
            "translate_dataset"]
+
+# The baseline translation methods (pipeline.translation.methods), by the name of their output
+# folder and detector training set.
+BASELINES = ("colour_transfer", "fda")
 
 
 def __getattr__(name: str):

@@ -1,8 +1,9 @@
 """The translation loop: plan, resume, decode -> translate -> encode, shard merge.
 
-:func:`translate_dataset` is what the ``translate`` stage and ``pipeline translate`` call;
-:func:`merge_outputs` is ``pipeline translate --merge``. See :mod:`pipeline.translation` for
-the folder layout and the guarantees.
+:func:`translate_dataset` is what the ``translate`` and ``translate_baselines`` stages and
+``pipeline translate`` call, with MGUIT or another translation method
+(:mod:`pipeline.translation.methods`); :func:`merge_outputs` is ``pipeline translate --merge``.
+See :mod:`pipeline.translation` for the folder layout and the guarantees.
 """
 
 from __future__ import annotations
@@ -14,29 +15,28 @@ import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from torch import Tensor
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from detection.manifest import write_bytes
 from mguit.config import TranslatorConfig
-from mguit.inference import load_translator
-from mguit.model import MGUIT
 from mguit.distributed import distributed_context, resolve_device
 from pipeline.config import TranslateConfig
 from pipeline.formats import kitti
 from pipeline.formats.common import DatasetError
 from pipeline.lock import LOCK_NAME, exclusive
 from pipeline.translation.errors import TranslationError
+from pipeline.translation.methods import TranslationMethod
+from pipeline.translation.methods.translator import TranslatorMethod
 from pipeline.translation.plan import Shard, plan_batches, style_seed
 from pipeline.translation.records import (ANNOTATIONS, SETTINGS_VERSION, EntryLog, OutputId,
                                           check_output_dir, done_candidates, entry_is_valid,
-                                          prepare_output_dir,
-                                          read_settings, sha256_file, shard_log_name,
+                                          prepare_output_dir, read_settings, shard_log_name,
                                           skipped_entries, write_final)
 from pipeline.translation.sources import (SourceImage, SourceSet, label_bytes, output_names,
                                           read_sources)
@@ -80,9 +80,10 @@ class TranslationSummary:
 def translate_dataset(
     input_path: str | Path,
     output: str | Path,
-    checkpoint: str | Path,
+    checkpoint: str | Path | None = None,
     options: TranslateConfig | None = None,
     *,
+    method: TranslationMethod | None = None,
     device: str = "auto",
     shard: Shard | None = None,
     overwrite: bool = False,
@@ -94,9 +95,13 @@ def translate_dataset(
     Args:
         input_path: a COCO manifest (``.json``) or a KITTI root (folder).
         output: the output folder; resumed when it holds this translation's settings.
-        checkpoint: an MGUIT training checkpoint (``checkpoints/last.pt``).
+        checkpoint: an MGUIT training checkpoint (``checkpoints/last.pt``) to translate with;
+            or None and ``method``.
         options: the ``translate`` config section (``split`` and ``checkpoint`` are unused).
-        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``; under torchrun ``cuda:LOCAL_RANK``.
+        method: a translation method (:mod:`pipeline.translation.methods`), such as a
+            baseline, instead of ``checkpoint``; it computes on its own device.
+        device: MGUIT's device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``; under torchrun
+            ``cuda:LOCAL_RANK``.
         shard: this process's share; None: the whole input, or under torchrun (WORLD_SIZE > 1)
             the rank's shard, rank 0 merging when all ranks are done.
         overwrite: delete a translation with other settings found in ``output``.
@@ -107,26 +112,23 @@ def translate_dataset(
             be loaded or does not match ``expected``, output folder of another run.
         DatasetError: unreadable input manifest or KITTI folder.
     """
+    if (checkpoint is None) == (method is None):
+        raise TypeError("translate_dataset: give either a checkpoint (MGUIT) or a method")
     options = options or TranslateConfig()
     started = time.monotonic()
     out_dir = Path(os.path.abspath(output))
     shard, distributed = _resolve_shard(shard)
     if distributed:
         progress = progress and shard.index == 0
-    try:
-        dev = resolve_device(device)
-    except RuntimeError as exc:
-        raise TranslationError(f"--device: {exc}") from None
+    if method is None:
+        dev = _translator_device(device, distributed)
+        method = TranslatorMethod.load(Path(checkpoint), dev, options, expected)
     sources = read_sources(input_path)
-    if distributed and dev.type == "cuda":
-        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(dev)
-    model = _load_model(Path(checkpoint), dev, expected, options.channels_last)
-    settings = make_settings(sources, sha256_file(Path(checkpoint)), options)
+    settings = make_settings(sources, method, options)
     check_output_dir(out_dir)
     lock = LOCK_NAME if shard.whole else f"{LOCK_NAME}.shard-{shard.index}-of-{shard.count}"
     with exclusive(out_dir, f"translation output (shard {shard})", lock):
-        _on_rank_zero(distributed, lambda: prepare_output_dir(out_dir, settings, overwrite))
+        _on_rank_zero(distributed, lambda: _prepare(out_dir, settings, method, overwrite))
 
         images, k = sources.images, options.num_samples
         batches = list(shard.take(plan_batches([(im.height, im.width) for im in images],
@@ -139,13 +141,14 @@ def translate_dataset(
         logger.info("translate %s -> %s: %d images%s, %d to translate in %d batches, %d outputs "
                     "reused; %s on %s", sources.input, out_dir, len(images),
                     "" if shard.whole else f" (shard {shard}: {len(mine)})",
-                    sum(len(b) for b in todo), len(todo), len(final), Path(checkpoint).name, dev)
+                    sum(len(b) for b in todo), len(todo), len(final), method.description,
+                    method.device)
         if todo:
             (out_dir / ANNOTATIONS).unlink(missing_ok=True)
             (out_dir / kitti.IMAGE_DIR).mkdir(exist_ok=True)
             (out_dir / kitti.LABEL_DIR).mkdir(exist_ok=True)
             with EntryLog(out_dir / shard_log_name(shard)) as log:
-                _Loop(model, dev, images, out_dir, options, log, final, summary, progress).run(todo)
+                _Loop(method, images, out_dir, options, log, final, summary, progress).run(todo)
         summary.complete = _finish(out_dir, sources, settings, shard, distributed, final,
                                    options.writers)
     summary.seconds = time.monotonic() - started
@@ -199,46 +202,36 @@ def make_input_digest(sources: SourceSet) -> str:
     return digest.hexdigest()
 
 
-def make_settings(sources: SourceSet, checkpoint_sha256: str, options: TranslateConfig) -> dict:
+def make_settings(sources: SourceSet, method: TranslationMethod,
+                  options: TranslateConfig) -> dict:
     """What decides the output bytes; stored as ``translate.json``. Batch size, workers, AMP
     and the device are not in it: they change the speed and, at most, float rounding."""
     return {"version": SETTINGS_VERSION, "input": str(sources.input),
             "input_sha256": make_input_digest(sources), "images": len(sources.images),
-            "checkpoint_sha256": checkpoint_sha256, "direction": options.direction,
-            "num_samples": options.num_samples, "seed": options.seed,
+            **method.settings(), "num_samples": options.num_samples, "seed": options.seed,
             "png_compress_level": options.png_compress_level}
 
 
-def check_checkpoint_config(found: TranslatorConfig, expected: TranslatorConfig,
-                            path: Path) -> None:
-    """Refuse a checkpoint whose networks or memory differ from the config's."""
-    changes = []
-    for section in ("model", "memory"):
-        old, new = asdict(getattr(found, section)), asdict(getattr(expected, section))
-        changes += [f"translator.{section}.{key}: checkpoint {old.get(key)!r}, config "
-                    f"{value!r}" for key, value in new.items() if old.get(key) != value]
-    if changes:
-        raise TranslationError(
-            f"{path}: the checkpoint does not match the config's translator section "
-            f"({'; '.join(changes)}); train it again (pipeline run CONFIG --only "
-            "train_translator), point translate.checkpoint at a matching checkpoint, or restore "
-            "those settings")
+def _prepare(out_dir: Path, settings: dict, method: TranslationMethod, overwrite: bool) -> None:
+    """The output folder ready for ``settings`` (:func:`prepare_output_dir`), with the
+    method's own files in it."""
+    prepare_output_dir(out_dir, settings, overwrite)
+    for name, data in method.files().items():
+        path = out_dir / name
+        if not path.is_file() or path.read_bytes() != data:
+            write_bytes(path, data)
 
 
-def _load_model(path: Path, device: torch.device, expected: TranslatorConfig | None,
-                channels_last: bool) -> MGUIT:
+def _translator_device(device: str, distributed: bool) -> torch.device:
+    """MGUIT's device: ``device`` resolved; a torchrun rank's own GPU under torchrun."""
     try:
-        model = load_translator(path, device)
-    except (FileNotFoundError, ValueError) as exc:
-        raise TranslationError(str(exc)) from None
-    except Exception as exc:  # noqa: BLE001 - torch.load raises many types for a non-checkpoint
-        raise TranslationError(f"{path}: cannot be loaded as an MGUIT checkpoint "
-                               f"({type(exc).__name__}: {exc})") from None
-    if expected is not None:
-        check_checkpoint_config(model.cfg, expected, path)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    return model
+        dev = resolve_device(device)
+    except RuntimeError as exc:
+        raise TranslationError(f"--device: {exc}") from None
+    if distributed and dev.type == "cuda":
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(dev)
+    return dev
 
 
 # ------------------------------------------------------------------ resume and merge
@@ -356,41 +349,22 @@ def _on_rank_zero(distributed: bool, work) -> None:
 
 # ------------------------------------------------------------------ the hot loop
 
-def autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """The autocast type of ``amp`` on ``device``: float16 on CUDA, bfloat16 on a CPU that
-    computes it natively (AMX or AVX512-BF16: about twice as fast as float32 there), else None
-    (float32; emulated bfloat16 would be slower)."""
-    if device.type == "cuda":
-        return torch.float16
-    if device.type == "cpu" and (torch.cpu._is_amx_tile_supported()
-                                 or torch.cpu._is_avx512_bf16_supported()):
-        return torch.bfloat16
-    return None
-
-
-def to_uint8(images: Tensor) -> Tensor:
-    """``(..., 3, H, W)`` in [-1, 1] -> ``(..., H, W, 3)`` uint8 on the CPU (rounded)."""
-    pixels = images.float().add(1).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
-    return pixels.movedim(-3, -1).contiguous().cpu()
-
-
 class _Loop:
     """Decode (DataLoader workers) -> translate (this thread) -> encode and write (threads)."""
 
-    def __init__(self, model: MGUIT, device: torch.device, images: list[SourceImage],
-                 out_dir: Path, options: TranslateConfig, log: EntryLog,
-                 final: dict[OutputId, dict], summary: TranslationSummary, progress: bool):
-        self.model, self.device, self.images, self.out_dir = model, device, images, out_dir
+    def __init__(self, method: TranslationMethod, images: list[SourceImage], out_dir: Path,
+                 options: TranslateConfig, log: EntryLog, final: dict[OutputId, dict],
+                 summary: TranslationSummary, progress: bool):
+        self.method, self.images, self.out_dir = method, images, out_dir
         self.options, self.log, self.final, self.summary = options, log, final, summary
         self.progress = progress
-        self.amp_dtype = autocast_dtype(device) if options.amp else None
         self.pending: deque[list[Future]] = deque()
 
     def run(self, batches: list[list[int]]) -> None:
         o = self.options
         loader = DataLoader(DecodeDataset(self.images), batch_sampler=batches,
                             num_workers=o.workers, collate_fn=collate,
-                            pin_memory=self.device.type == "cuda",
+                            pin_memory=self.method.device.type == "cuda",
                             prefetch_factor=2 if o.workers else None)
         bar = tqdm(total=sum(len(b) for b in batches), desc="translate", unit="img",
                    disable=not self.progress, dynamic_ncols=True, leave=False)
@@ -419,14 +393,7 @@ class _Loop:
             if error is not None and missing[row]:
                 self._bad_image(images[rows[row]], error)
         seeds = [style_seed(o.seed, images[i].key) for i in rows]
-        x = batch["pixels"].to(self.device, non_blocking=True).permute(0, 3, 1, 2)
-        if not o.channels_last:
-            x = x.contiguous()      # the permuted (B, H, W, 3) tensor is channels_last already
-        x = x.float().div_(127.5).sub_(1)
-        with torch.autocast(self.device.type, dtype=self.amp_dtype,
-                            enabled=self.amp_dtype is not None):
-            translated = self.model.translate(x, o.direction, k, seeds=seeds)
-        pixels = to_uint8(translated).numpy()             # (K, B, H, W, 3)
+        pixels = self.method.translate(batch["pixels"], k, seeds)     # (K, B, H, W, 3)
         futures = []
         for row, (i, samples) in enumerate(zip(rows, missing)):
             if batch["error"][row] is not None or not samples:

@@ -1,8 +1,8 @@
 """The bookkeeping files of a translation folder: settings, entry logs, and the final manifests.
 
 ``translate.json``
-    the settings that decide the output bytes (checkpoint hash, direction, samples, seed, PNG
-    level, input). A folder holding other settings is another run's: refused, or cleared with
+    the settings that decide the output bytes (the method's: checkpoint hash and direction for
+    MGUIT, parameters and reference images for a baseline; samples, seed, PNG level, input). A folder holding other settings is another run's: refused, or cleared with
     ``overwrite``. A non-empty folder without it was not written by ``translate`` and is never
     touched.
 ``manifest.jsonl`` / ``manifest.shard-I-of-N.jsonl``
@@ -14,6 +14,9 @@
 ``annotations.json``
     the COCO manifest of the translated set, written last: its presence means the folder is
     complete.
+``reference.json``
+    a method's own data (:meth:`~pipeline.translation.methods.TranslationMethod.files`): colour
+    transfer's reference statistics.
 """
 
 from __future__ import annotations
@@ -39,7 +42,10 @@ logger = logging.getLogger(__name__)
 SETTINGS = "translate.json"
 MANIFEST = "manifest.jsonl"
 ANNOTATIONS = "annotations.json"
+REFERENCE = "reference.json"
 SETTINGS_VERSION = 1
+# Settings that say what was translated and how it is stored, not how it was translated.
+_INPUT_SETTINGS = ("version", "input", "input_sha256", "images", "png_compress_level")
 _SHARD_LOG = re.compile(r"manifest\.shard-\d+-of-\d+\.jsonl")
 _TEMP = re.compile(r"\..+\.tmp")   # detection.manifest.write_bytes' temporary names
 
@@ -62,7 +68,8 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 # ------------------------------------------------------------------ the output folder
 
 def _is_own(name: str) -> bool:
-    return (name in (SETTINGS, MANIFEST, ANNOTATIONS, kitti.IMAGE_DIR, kitti.LABEL_DIR)
+    return (name in (SETTINGS, MANIFEST, ANNOTATIONS, REFERENCE, kitti.IMAGE_DIR,
+                     kitti.LABEL_DIR)
             or bool(_SHARD_LOG.fullmatch(name)) or bool(_TEMP.fullmatch(name))
             or name.startswith(LOCK_NAME))
 
@@ -268,6 +275,13 @@ def _drop_torn_tail(path: Path) -> None:
 
 # ------------------------------------------------------------------ the finished folder
 
+def describe(settings: dict) -> str:
+    """How a folder's images were made, from its settings: ``translated source_to_target``
+    (MGUIT, whose settings name no method) or ``translated by fda``."""
+    method = settings.get("method")
+    return f"translated by {method}" if method else f"translated {settings['direction']}"
+
+
 def write_final(out_dir: Path, sources: SourceSet, num_samples: int,
                 entries: Mapping[OutputId, dict], settings: dict) -> dict[str, int]:
     """Write ``manifest.jsonl`` (input order) and then ``annotations.json``, delete the shard
@@ -291,10 +305,9 @@ def write_final(out_dir: Path, sources: SourceSet, num_samples: int,
                 extra={"frame_id": Path(entry["image"]).stem, "label_path": entry["label"],
                        "source_image": entry["source"], "sample": k}))
     write_text(out_dir / MANIFEST, "".join(line + "\n" for line in lines))
-    info = {"description": f"{settings['input']} translated {settings['direction']}",
-            "format": "kitti", "translation": {k: settings[k] for k in
-                                               ("checkpoint_sha256", "direction", "num_samples",
-                                                "seed")}}
+    info = {"description": f"{settings['input']} {describe(settings)}", "format": "kitti",
+            "translation": {k: settings[k] for k in sorted(settings)
+                            if k not in _INPUT_SETTINGS}}
     counts = coco.write_manifest(out_dir / ANNOTATIONS, records, sources.classes, out_dir,
                                  info=info, stored_root=".")
     for path in log_paths(out_dir)[1:]:

@@ -1,0 +1,112 @@
+"""MGUIT as a translation method: a trained translator checkpoint.
+
+Sample 0 of an image reads the memory's own values, samples k >= 1 random style values seeded
+by the image's style seed (:meth:`mguit.model.MGUIT.translate`). Whole images at native
+resolution, padded to the network stride and cropped back. The settings are the checkpoint's
+sha256 and the direction.
+
+Batched convolutions may round differently from unbatched ones in the last float bits, which
+can move a value by one grey level after rounding to uint8 (at most 1 grey level, on under
+0.1 % of the values, in float32). ``amp`` (float16 on CUDA, bfloat16 on CPUs with AMX) changes
+the arithmetic itself: its outputs differ from float32 ones by a few grey levels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mguit.config import TranslatorConfig
+from mguit.inference import load_translator
+from mguit.model import MGUIT
+from pipeline.config import TranslateConfig
+from pipeline.translation.errors import TranslationError
+from pipeline.translation.records import sha256_file
+
+
+class TranslatorMethod:
+    """MGUIT from a training checkpoint, on ``device``; build it with :meth:`load`."""
+
+    name = "mguit"
+
+    def __init__(self, model: MGUIT, checkpoint: Path, device: torch.device,
+                 options: TranslateConfig):
+        self.model, self.checkpoint, self.device = model, checkpoint, device
+        self.direction, self.channels_last = options.direction, options.channels_last
+        self.amp_dtype = autocast_dtype(device) if options.amp else None
+        self.description = f"MGUIT {checkpoint.name}"
+
+    @classmethod
+    def load(cls, checkpoint: Path, device: torch.device, options: TranslateConfig,
+             expected: TranslatorConfig | None = None) -> TranslatorMethod:
+        """Load ``checkpoint``; with ``expected`` (the run's translator config), refuse one
+        whose networks or memory differ. Raises :class:`TranslationError`."""
+        try:
+            model = load_translator(checkpoint, device)
+        except (FileNotFoundError, ValueError) as exc:
+            raise TranslationError(str(exc)) from None
+        except Exception as exc:  # noqa: BLE001 - torch.load raises many types for a non-checkpoint
+            raise TranslationError(f"{checkpoint}: cannot be loaded as an MGUIT checkpoint "
+                                   f"({type(exc).__name__}: {exc})") from None
+        if expected is not None:
+            check_checkpoint_config(model.cfg, expected, checkpoint)
+        if options.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        return cls(model, checkpoint, device, options)
+
+    def settings(self) -> dict:
+        # MGUIT's settings predate translation methods and name none ("method" absent).
+        return {"checkpoint_sha256": sha256_file(self.checkpoint), "direction": self.direction}
+
+    def files(self) -> dict[str, bytes]:
+        return {}
+
+    def translate(self, pixels: Tensor, num_samples: int, seeds: Sequence[int]) -> np.ndarray:
+        """``(B, H, W, 3)`` uint8 -> ``(K, B, H, W, 3)`` uint8, one style seed per image."""
+        x = pixels.to(self.device, non_blocking=True).permute(0, 3, 1, 2)
+        if not self.channels_last:
+            x = x.contiguous()      # the permuted (B, H, W, 3) tensor is channels_last already
+        x = x.float().div_(127.5).sub_(1)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype,
+                            enabled=self.amp_dtype is not None):
+            translated = self.model.translate(x, self.direction, num_samples, seeds=seeds)
+        return to_uint8(translated).numpy()
+
+
+def check_checkpoint_config(found: TranslatorConfig, expected: TranslatorConfig,
+                            path: Path) -> None:
+    """Refuse a checkpoint whose networks or memory differ from the config's."""
+    changes = []
+    for section in ("model", "memory"):
+        old, new = asdict(getattr(found, section)), asdict(getattr(expected, section))
+        changes += [f"translator.{section}.{key}: checkpoint {old.get(key)!r}, config "
+                    f"{value!r}" for key, value in new.items() if old.get(key) != value]
+    if changes:
+        raise TranslationError(
+            f"{path}: the checkpoint does not match the config's translator section "
+            f"({'; '.join(changes)}); train it again (pipeline run CONFIG --only "
+            "train_translator), point translate.checkpoint at a matching checkpoint, or restore "
+            "those settings")
+
+
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """The autocast type of ``amp`` on ``device``: float16 on CUDA, bfloat16 on a CPU that
+    computes it natively (AMX or AVX512-BF16: about twice as fast as float32 there), else None
+    (float32; emulated bfloat16 would be slower)."""
+    if device.type == "cuda":
+        return torch.float16
+    if device.type == "cpu" and (torch.cpu._is_amx_tile_supported()
+                                 or torch.cpu._is_avx512_bf16_supported()):
+        return torch.bfloat16
+    return None
+
+
+def to_uint8(images: Tensor) -> Tensor:
+    """``(..., 3, H, W)`` in [-1, 1] -> ``(..., H, W, 3)`` uint8 on the CPU (rounded)."""
+    pixels = images.float().add(1).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
+    return pixels.movedim(-3, -1).contiguous().cpu()
