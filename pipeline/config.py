@@ -128,12 +128,14 @@ class DomainConfig:
 
 @dataclass
 class SourceDomainConfig(DomainConfig):
-    """The source domain; ``perfect_translation`` optionally names a KITTI ``training`` folder
-    holding a perfect translation of it (the same file names and sizes, target style: the
-    synthetic demo's ``paired/draw_<k>/training``), which ``prepare`` turns into
-    ``data/source_train.perfect.json`` for the ``perfect_translation`` detector, a ceiling."""
+    """The source domain; ``perfect_translations`` optionally names KITTI ``training`` folders
+    holding perfect translations of it (the same file names and sizes, target style, each an
+    independent draw: the synthetic demo's ``paired/draw_<k>/training``), which ``prepare``
+    turns into ``data/source_train.perfect_<k>.json``. The first trains the
+    ``perfect_translation`` detector; the first two give the ceilings of the translation
+    metrics (``metrics`` stage)."""
 
-    perfect_translation: Optional[str] = None
+    perfect_translations: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -353,10 +355,10 @@ class Config:
             raise ValueError("detector.train_sets lists only oracle, which needs the target's "
                              "own training labels (data.target.labels: boxes)")
         if "perfect_translation" in self.detector.train_sets \
-                and not self.data.source.perfect_translation:
+                and not self.data.source.perfect_translations:
             raise ValueError("detector.train_sets lists perfect_translation, which needs "
-                             "data.source.perfect_translation (a KITTI training folder holding "
-                             "a perfect translation of the source); set it or remove the set")
+                             "data.source.perfect_translations (KITTI training folders holding "
+                             "perfect translations of the source); set it or remove the set")
         unknown = [c for c in self.evaluate.gap_classes or () if c not in self.data.classes]
         if unknown:
             raise ValueError(f"evaluate.gap_classes {unknown} are not in data.classes "
@@ -389,7 +391,7 @@ NAMED_WEIGHTS = {"detector.weights": "imagenet", "metrics.inception_weights": "d
                  "metrics.lpips_weights": "default"}
 
 PATH_FIELDS = ("data.source.root", "data.source.val_list", "data.source.train_annotations",
-               "data.source.val_annotations", "data.source.perfect_translation",
+               "data.source.val_annotations", "data.source.perfect_translations",
                "data.target.root", "data.target.val_list", "data.target.train_annotations",
                "data.target.val_annotations", "run.dir", "translate.checkpoint",
                "pseudo_labels.checkpoint", "detector.weights", "metrics.inception_weights",
@@ -526,7 +528,9 @@ def _resolve_paths(config: Config, base: Path) -> None:
         owner = config.section(".".join(parents))
         value = getattr(owner, name)
         # ``imagenet`` / ``default`` name a library's file (pipeline.weights), not a path.
-        if value is not None and value != NAMED_WEIGHTS.get(dotted):
+        if isinstance(value, list):
+            setattr(owner, name, [str((base / Path(v).expanduser()).resolve()) for v in value])
+        elif value is not None and value != NAMED_WEIGHTS.get(dotted):
             setattr(owner, name, str((base / Path(value).expanduser()).resolve()))
 
 

@@ -56,9 +56,9 @@ def baseline_dir(run_dir: Path, method: str) -> Path:
     return run_dir / "baselines" / method
 
 
-def perfect_translation_manifest(run_dir: Path) -> Path:
-    """source_train with its images taken from ``data.source.perfect_translation``."""
-    return run_dir / "data" / "source_train.perfect.json"
+def perfect_translation_manifest(run_dir: Path, draw: int = 0) -> Path:
+    """source_train with its images taken from ``data.source.perfect_translations[draw]``."""
+    return run_dir / "data" / f"source_train.perfect_{draw}.json"
 
 
 def detector_dir(run_dir: Path, train_set: str) -> Path:

@@ -258,11 +258,11 @@ def test_stage_keys_follow_the_baselines_not_the_translator(tmp_path, tiny_data)
 def test_perfect_translation_needs_its_folder(tmp_path, tiny_data):
     path = write_config(tmp_path, tiny_data, ["source_only", "perfect_translation"])
     with pytest.raises(ConfigError, match=r"perfect_translation.*data\.source\."
-                                          r"perfect_translation"):
+                                          r"perfect_translations"):
         load_config(path)
     with pytest.raises(ConfigError, match="fda_beta"):
         load_config(path, ["translate.fda_beta=0.9",
-                           f"data.source.perfect_translation={tmp_path}"])
+                           f"data.source.perfect_translations=[{tmp_path}]"])
 
 
 # ------------------------------------------------------------------ perfect translation
@@ -272,25 +272,25 @@ def test_prepare_writes_the_perfect_translation_and_refuses_a_missing_or_resized
     perfect = tmp_path / "perfect" / "training"
     shutil.copytree(tiny_data.source_root, perfect)
     path = write_config(tmp_path, tiny_data, ["source_only", "perfect_translation"])
-    overrides = [f"data.source.perfect_translation={perfect}"]
+    overrides = [f"data.source.perfect_translations=[{perfect}]"]
     assert main(["run", str(path), "--only", "prepare", *overrides]) == 0
     data_dir = tmp_path / "runs" / "b" / "data"
-    manifest = json.loads((data_dir / "source_train.perfect.json").read_text())
+    manifest = json.loads((data_dir / "source_train.perfect_0.json").read_text())
     source = json.loads((data_dir / "source_train.json").read_text())
     assert manifest["info"]["image_root"] == perfect.as_posix()
     assert manifest["images"] == source["images"]
     assert manifest["annotations"] == source["annotations"]
 
-    before = (data_dir / "source_train.perfect.json").read_bytes()
+    before = (data_dir / "source_train.perfect_0.json").read_bytes()
     victim = perfect / source["images"][1]["file_name"]
     Image.new("RGB", (10, 10)).save(victim)
     with pytest.raises(DatasetError, match=rf"{victim}: image is 10x10 but its source image"):
         _prepare_raising(path, overrides)
     victim.unlink()
     with pytest.raises(DatasetError, match=rf"{victim}: image file does not exist; "
-                                        "data.source.perfect_translation"):
+                                        "data.source.perfect_translations"):
         _prepare_raising(path, overrides)
-    assert (data_dir / "source_train.perfect.json").read_bytes() == before, "no partial output"
+    assert (data_dir / "source_train.perfect_0.json").read_bytes() == before, "no partial output"
     assert not [p for p in data_dir.iterdir() if p.name.startswith(".prepare-")]
 
 

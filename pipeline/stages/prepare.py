@@ -16,11 +16,12 @@ its boxes where the dataset has them. Each manifest's ``info.labeled`` says whet
 labels (written only when false, so labeled manifests keep the bytes they always had);
 ``evaluate`` scores only labeled splits.
 
-With ``data.source.perfect_translation`` (a KITTI ``training`` folder holding a perfect
-translation of the source, the same file names and sizes) it also writes
-``source_train.perfect.json``: source_train with its images taken from that folder, after
-checking that every one is there at its source image's size. It is the training set of the
-``perfect_translation`` detector, a ceiling for any translation.
+With ``data.source.perfect_translations`` (KITTI ``training`` folders, each holding a perfect
+translation of the source with the same file names and sizes) it also writes
+``source_train.perfect_<k>.json``: source_train with its images taken from the k-th folder,
+after checking that every one is there at its source image's size. The first is the training
+set of the ``perfect_translation`` detector, a ceiling for any translation; the first two give
+the ceilings of the translation metrics.
 
 All manifests are written to a temporary folder and moved into place only when every split
 has been read and every image verified: a failed prepare leaves the previous manifests (or none),
@@ -63,15 +64,14 @@ def input_paths(ctx: RunContext) -> list[Path]:
         for extra in (domain.val_list, domain.train_annotations, domain.val_annotations):
             if extra:
                 paths.append(Path(extra))
-    if ctx.config.data.source.perfect_translation:
-        paths.append(Path(ctx.config.data.source.perfect_translation))
+    paths += [Path(p) for p in ctx.config.data.source.perfect_translations]
     return paths
 
 
 def output_paths(ctx: RunContext) -> list[Path]:
     paths = [ctx.manifest(s) for s in SPLITS] + [ctx.data_dir / "summary.json"]
-    if ctx.config.data.source.perfect_translation:
-        paths.append(perfect_translation_manifest(ctx.config.run.path))
+    paths += [perfect_translation_manifest(ctx.config.run.path, k)
+              for k in range(len(ctx.config.data.source.perfect_translations))]
     return paths
 
 
@@ -147,7 +147,7 @@ def write_perfect_translation(source_train: Path, folder: Path, out: Path) -> li
         try:
             size = read_image_size(path)
         except DatasetError as exc:
-            raise DatasetError(path, f"{exc.reason}; data.source.perfect_translation must "
+            raise DatasetError(path, f"{exc.reason}; data.source.perfect_translations must "
                                      f"hold a translation of every source image ({source})"
                                ) from None
         if size != (image["width"], image["height"]):
@@ -207,21 +207,22 @@ def run(ctx: RunContext) -> dict:
             if counts[split]["images"] == 0:
                 raise DatasetError(domain.root, f"split {split} has no images; check "
                                    f"data.{side} (root, split names, val_fraction)")
-        perfect = perfect_translation_manifest(ctx.config.run.path)
-        if data.source.perfect_translation:
-            image_paths += write_perfect_translation(
-                tmp / "source_train.json", Path(data.source.perfect_translation),
-                tmp / perfect.name)
+        perfect = [perfect_translation_manifest(ctx.config.run.path, k)
+                   for k in range(len(data.source.perfect_translations))]
+        for folder, out in zip(data.source.perfect_translations, perfect):
+            image_paths += write_perfect_translation(tmp / "source_train.json", Path(folder),
+                                                     tmp / out.name)
         if data.verify_images:
             verify_images(image_paths, ctx.config.run.workers)
         summary = {"splits": counts, "bad_input": log.to_dict(), "classes": data.classes}
         write_text(tmp / "summary.json", json.dumps(summary, indent=2, sort_keys=True))
         for name in (*SPLITS, "summary"):
             (tmp / f"{name}.json").replace(ctx.data_dir / f"{name}.json")
-        if data.source.perfect_translation:
-            (tmp / perfect.name).replace(perfect)
-        else:
-            perfect.unlink(missing_ok=True)     # of an earlier config: no longer this data's
+        for stale in ctx.data_dir.glob("source_train.perfect_*.json"):
+            if stale not in perfect:    # of an earlier config: no longer this data's
+                stale.unlink()
+        for out in perfect:
+            (tmp / out.name).replace(out)
         finished = True
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

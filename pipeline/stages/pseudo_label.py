@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.config import Config
 from pipeline.context import RunContext, StageError
+from pipeline.stages.translate import CONFIG_KEYS as TRANSLATE_KEYS
 from pipeline.weights import local_path
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ def round_config_keys(config: Config) -> tuple[str, ...]:
     translate: their settings count too."""
     p = config.pseudo_labels
     unlabeled = p.checkpoint is None and p.detector == "translated_unlabeled"
-    keys = ("translator", "translate") if p.rounds > 1 or unlabeled else ()
+    keys = ("translator", *TRANSLATE_KEYS) if p.rounds > 1 or unlabeled else ()
     return keys + (("data.target.unlabeled_rule",) if unlabeled else ())
 
 

@@ -7,8 +7,8 @@
 * ``source_plus_translated``: both source sets;
 * ``colour_transfer``, ``fda``: ``baselines/<method>/annotations.json`` (the
   ``translate_baselines`` stage's output: Reinhard colour transfer, Fourier domain adaptation);
-* ``perfect_translation``: ``data/source_train.perfect.json`` (source_train's boxes on the
-  perfect translation of its images that ``data.source.perfect_translation`` names, written by
+* ``perfect_translation``: ``data/source_train.perfect_0.json`` (source_train's boxes on the
+  perfect translation of its images in ``data.source.perfect_translations[0]``, written by
   ``prepare``): a ceiling for any translation.
 
 Each goes to ``runs/<name>/detector/<set>/`` (checkpoints, TensorBoard logs, ``detector.json``;

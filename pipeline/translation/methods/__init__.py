@@ -41,6 +41,7 @@ from pipeline.translation.methods.colour_transfer import ColourTransfer
 from pipeline.translation.methods.fda import FourierDomainAdaptation
 from pipeline.translation.methods.reference import ReferenceSet
 
+
 class TranslationMethod(Protocol):
     name: str
     description: str
