@@ -31,7 +31,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from pipeline.metrics.ceilings import fraction_of
 from pipeline.metrics.images import ImageItem, load_image
+from pipeline.metrics.linear_probe import DEFINITION as PROBE_DEFINITION
+from pipeline.metrics.linear_probe import PIXELS_PER_GROUP, group_pixels, probe_accuracy
 
 DEFINITION = (
     "per memory group, the mean over the content pixels inside that group's boxes (background: "
@@ -41,11 +44,13 @@ DEFINITION = (
     "share of the group's pixels whose nearest key is one of the group's items")
 
 
-@torch.inference_mode()
+# Not inference_mode: the probe fits a classifier, with gradients, to the features read here.
+@torch.no_grad()
 def read_selectivity(model: nn.Module, items: Sequence[ImageItem], domain: int,
-                     device: torch.device) -> dict:
+                     device: torch.device, seed: int = 0) -> dict:
     """The metric of the module docstring over ``items`` (images with boxes) of ``domain``
-    (0 = source side of the model, 1 = target side)."""
+    (0 = source side of the model, 1 = target side), with the linear-probe ceiling of
+    :mod:`~pipeline.metrics.linear_probe` (its halves drawn with ``seed``)."""
     from mguit.data import class_mask
 
     memory = model.memory
@@ -57,6 +62,7 @@ def read_selectivity(model: nn.Module, items: Sequence[ImageItem], domain: int,
     background = group_index["background"]
     totals = {k: torch.zeros(len(memory.groups), dtype=torch.float64)
               for k in ("own_mass", "nearest_correct", "pixels")}
+    probe_pixels = []
     for item in items:
         image = load_image(item)
         h, w = image.shape[0] // stride, image.shape[1] // stride
@@ -68,9 +74,12 @@ def read_selectivity(model: nn.Module, items: Sequence[ImageItem], domain: int,
         boxes = np.array([[b.x0, b.y0, b.x1, b.y1] for b in item.boxes
                           if b.category in group_index], dtype=np.float64).reshape(-1, 4)
         labels = [b.category for b in item.boxes if b.category in group_index]
-        mask = class_mask(h, w, boxes / stride, labels, group_index, background)
-        for k, v in memory.read_statistics(content, torch.from_numpy(mask)[None]).items():
+        mask = torch.from_numpy(class_mask(h, w, boxes / stride, labels, group_index,
+                                           background))
+        for k, v in memory.read_statistics(content, mask[None]).items():
             totals[k] += v
+        probe_pixels.append(group_pixels(content[0], mask, len(memory.groups)))
+    probe = probe_accuracy(probe_pixels, len(memory.groups), seed)
     counts = torch.bincount(memory.group_of_item.cpu(), minlength=len(memory.groups))
     per_group = {}
     for g, name in enumerate(memory.groups):
@@ -81,6 +90,10 @@ def read_selectivity(model: nn.Module, items: Sequence[ImageItem], domain: int,
                            "ratio": None if read is None else read / chance,
                            "nearest_accuracy": (totals["nearest_correct"][g].item() / pixels
                                                 if pixels else None),
-                           "pixels": pixels}
+                           "pixels": pixels, "probe_accuracy": probe[g],
+                           "read_mass_fraction": fraction_of(read, probe[g])}
     return {"definition": DEFINITION, "per_class": per_group, "inputs": len(items),
-            "read_temperature": memory.read_temperature}
+            "read_temperature": memory.read_temperature,
+            "probe": {"definition": PROBE_DEFINITION, "seed": seed,
+                      "pixels_per_group_and_image": PIXELS_PER_GROUP}}
+

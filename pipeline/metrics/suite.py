@@ -263,7 +263,8 @@ def compare_image_sets(real: ImageSet, fake: ImageSet, source: ImageSet | None,
 
 def format_summary(document: dict) -> str:
     """A short text table of ``translation.json``: the image metrics, then the style distance
-    per class (translated and untranslated source, each to the target)."""
+    per class (translated and untranslated source, each to the target), the weight-free
+    figures, each with its ceiling and the fraction of it when ``ceilings`` has them."""
     lines = []
 
     def row(name: str, key: str, text) -> None:
@@ -278,29 +279,56 @@ def format_summary(document: dict) -> str:
                                 f"{e['samples']} samples)")
     row("LPIPS diversity", "lpips_diversity",
         lambda e: f"{e['value']:.4f} ({e['inputs']} inputs, {e['pairs']} pairs)")
+    ceilings = document.get("ceilings") or {}
+    perfect = {} if "skipped" in ceilings else ceilings
+    fractions = perfect.get("fractions", {})
+
+    def beside(key: str, *path: str) -> str:
+        """`` (perfect translation C, fraction F)`` for the figure at ``path``, or nothing."""
+        ceiling, part = perfect.get(key), fractions.get(key)
+        for name in path:
+            ceiling = ceiling.get(name) if isinstance(ceiling, dict) else None
+            part = part.get(name) if isinstance(part, dict) else None
+        if ceiling is None:
+            return ""
+        return f" (perfect translation {_number(ceiling)}, fraction {_number(part)})"
+
     sd = document["style_distance"]
     if "skipped" not in sd:
-        lines += ["  style distance to the target (lower is closer):",
-                  f"    {'class':<12} {'translated':>10} {'source':>10}   boxes (translated / "
-                  "target)"]
+        ceiling, part = perfect.get("style_distance"), fractions.get("style_distance")
+        lines += ["  style distance to the target (lower is closer" +
+                  ("; fraction = translated / perfect translation, lower is better):" if ceiling
+                   else "):"),
+                  f"    {'class':<12} {'translated':>10} {'source':>10}" +
+                  (f" {'perfect':>10} {'fraction':>10}" if ceiling else "") +
+                  "   boxes (translated / target)"]
         for c, e in sd["per_class"].items():
             lines.append(f"    {c:<12} {_number(e['translated']):>10} {_number(e['source']):>10}"
-                         f"   {e['boxes_translated']} / {e['boxes_target']}")
+                         + (f" {_number(ceiling['per_class'].get(c)):>10} "
+                            f"{_number(part['per_class'].get(c)):>10}" if ceiling else "")
+                         + f"   {e['boxes_translated']} / {e['boxes_target']}")
         lines.append(f"    {'mean':<12} {_number(sd['mean']['translated']):>10} "
-                     f"{_number(sd['mean']['source']):>10}")
+                     f"{_number(sd['mean']['source']):>10}" +
+                     (f" {_number(ceiling['mean']):>10} {_number(part['mean']):>10}"
+                      if ceiling else ""))
     ec = document.get("edge_correlation")
     if ec and "skipped" not in ec:
         lines.append(f"  edge correlation source vs translated: whole {_number(ec['whole'])}, "
-                     f"inside boxes {_number(ec['boxes'])}")
+                     f"inside boxes {_number(ec['boxes'])}"
+                     + beside("edge_correlation", "boxes"))
     mm = document.get("multimodality")
     if mm and "skipped" not in mm:
         lines.append(f"  style samples differ by (grey levels): objects {_number(mm['objects'])}"
-                     f", background {_number(mm['background'])}")
+                     f"{beside('multimodality', 'objects')}, background "
+                     f"{_number(mm['background'])}")
+    if "skipped" in ceilings:
+        lines.append(f"  ceilings skipped: {ceilings['skipped']}")
     rs = document.get("read_selectivity")
     if rs and "skipped" not in rs:
-        lines += ["  memory read selectivity (own-class read weight / chance; nearest key right):"]
+        lines += ["  memory read selectivity (own-class read weight / chance; nearest key right; "
+                  "linear probe, the ceiling):"]
         lines += [f"    {c:<12} {_number(e['read_mass']):>10} / {e['chance']:.2f}"
-                  f"   {_number(e.get('nearest_accuracy'))}"
+                  f"   {_number(e.get('nearest_accuracy'))}   {_number(e.get('probe_accuracy'))}"
                   for c, e in rs["per_class"].items()]
     return "\n".join(lines)
 

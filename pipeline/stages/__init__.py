@@ -125,7 +125,8 @@ STAGES: tuple[Stage, ...] = (
         name="metrics",
         description="translation quality: FID/KID, LPIPS diversity, IS/CIS, per-class style "
                     "distance (runs/<name>/eval/translation.json)",
-        config_keys=("metrics", "data.classes", "translate.split", "translate.direction"),
+        config_keys=("metrics", "data.classes", "data.source.perfect_translations",
+                     "translate.split", "translate.direction"),
         inputs=metrics.input_paths,
         outputs=metrics.output_paths,
         run=metrics.run,

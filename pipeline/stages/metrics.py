@@ -42,7 +42,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.context import StageError
-from pipeline.rundir import checkpoint_path, translated_dir, translation_metrics
+from pipeline.rundir import (checkpoint_path, perfect_translation_manifest, translated_dir,
+                             translation_metrics)
 from pipeline.weights import WeightsError, local_path, resolve
 from pipeline.translation.records import ANNOTATIONS
 
@@ -60,6 +61,13 @@ def diversity_split(ctx: RunContext) -> str:
     return ctx.config.metrics.diversity_split or ctx.config.translate.split
 
 
+def perfect_manifests(ctx: RunContext) -> list[Path]:
+    """The perfect translations of source_train the ceilings use: the first two of
+    ``data.source.perfect_translations`` (none without it)."""
+    return [perfect_translation_manifest(ctx.run_dir, k)
+            for k in range(min(2, len(ctx.config.data.source.perfect_translations)))]
+
+
 def _weights(ctx: RunContext) -> list[Path]:
     m = ctx.config.metrics
     paths = [local_path(ctx.config, "metrics.inception_weights", m.inception_weights),
@@ -70,9 +78,10 @@ def _weights(ctx: RunContext) -> list[Path]:
 
 def input_paths(ctx: RunContext) -> list[Path]:
     cfg = ctx.config
-    splits = dict.fromkeys((cfg.metrics.real_split, cfg.translate.split, diversity_split(ctx)))
+    splits = dict.fromkeys((cfg.metrics.real_split, cfg.translate.split, diversity_split(ctx),
+                            *(["source_train"] if perfect_manifests(ctx) else [])))
     return [*(ctx.manifest(s) for s in splits), translated_dir(ctx.run_dir) / ANNOTATIONS,
-            checkpoint_path(ctx), *_weights(ctx)]
+            checkpoint_path(ctx), *perfect_manifests(ctx), *_weights(ctx)]
 
 
 def output_paths(ctx: RunContext) -> list[Path]:
@@ -86,6 +95,7 @@ def run(ctx: RunContext) -> dict:
     from detection.manifest import write_text
     from pipeline.formats.common import DatasetError
     from pipeline.metrics import diversity
+    from pipeline.metrics.ceilings import NOT_CONFIGURED, translation_ceilings
     from pipeline.metrics.errors import MetricsError
     from pipeline.metrics.images import read_image_set
     from pipeline.metrics.read_selectivity import read_selectivity
@@ -116,8 +126,14 @@ def run(ctx: RunContext) -> dict:
         metrics["read_selectivity"] = read_selectivity(
             translator(), diversity.choose_inputs(source.items, m.selectivity_images or
                                                   len(source.items), m.seed),
-            DIRECTIONS[cfg.translate.direction][0], device)
+            DIRECTIONS[cfg.translate.direction][0], device, m.seed)
         metrics["read_selectivity"]["split"] = cfg.translate.split
+        perfect = perfect_manifests(ctx)
+        metrics["ceilings"] = (
+            translation_ceilings(read_image_set(ctx.manifest("source_train")),
+                                 [read_image_set(p) for p in perfect], real, cfg.data.classes,
+                                 m, cfg.run.workers, metrics)
+            if perfect else {"skipped": NOT_CONFIGURED})
     except (DatasetError, MetricsError, WeightsError, FileNotFoundError, ValueError) as exc:
         raise StageError(f"metrics: {exc}") from None
     document = {
@@ -141,6 +157,12 @@ def _headline(entry: dict) -> float | dict | None:
     """One number per metric for state.json (None when skipped)."""
     if "skipped" in entry:
         return None
+    if "fractions" in entry:
+        f = entry["fractions"]
+        return {name: None if v is None else round(v, 4) for name, v in (
+            ("edge_boxes", f["edge_correlation"]["boxes"]),
+            ("objects", f["multimodality"]["objects"]),
+            ("style_mean", f["style_distance"]["mean"]))}
     for keys in (("whole", "boxes"), ("objects", "background")):
         if all(k in entry for k in keys):
             return {k: None if entry[k] is None else round(entry[k], 4) for k in keys}
