@@ -303,6 +303,71 @@ def test_translation_metrics_samples_from_files_and_atomic_failure(tiny_run, tmp
     assert not list(run_dir.glob(".report-*"))
 
 
+CEILINGS = {
+    "source": "data.source.perfect_translations",
+    "manifests": ["source_train.perfect_0.json", "source_train.perfect_1.json"],
+    "edge_correlation": {"definition": "edges of a perfect translation", "whole": 0.8,
+                         "boxes": 0.65, "per_class": {"car": 0.5, "truck": None}},
+    "multimodality": {"definition": "two perfect draws", "objects": 38.0, "background": 8.5},
+    "style_distance": {"definition": "a perfect translation's distance",
+                       "per_class": {"person": 0.25, "car": 0.125}, "mean": 0.1875},
+    "fractions": {"definition": "translator / perfect; style: lower is better",
+                  "edge_correlation": {"whole": 0.7625, "boxes": 0.8,
+                                       "per_class": {"car": 1.1, "truck": None}},
+                  "multimodality": {"objects": 0.25, "background": 0.5},
+                  "style_distance": {"per_class": {"person": 2.049, "car": 2.0},
+                                     "mean": 2.033}},
+}
+
+
+def test_each_ceiling_stands_beside_its_figure(tiny_run, tmp_path):
+    config, run_dir, overrides = copy_run(tiny_run, tmp_path)
+    reads = dict(TRANSLATION["read_selectivity"])
+    reads["per_class"] = {"car": {**reads["per_class"]["car"], "probe_accuracy": 0.6,
+                                  "read_mass_fraction": 0.5},
+                          "truck": {**reads["per_class"]["truck"], "probe_accuracy": None,
+                                    "read_mass_fraction": None}}
+    reads["probe"] = {"definition": "held-out accuracy of a linear classifier"}
+    translation = TRANSLATION | {"ceilings": CEILINGS, "read_selectivity": reads}
+    (run_dir / "eval" / "translation.json").write_text(json.dumps(translation))
+    assert run_report(config, overrides) == 0
+    text, page = read_page(run_dir)
+    style = "Per-class style distance"
+    assert page.table(style)["rows"][0] == ["Class", "Translated", "Source",
+                                            "Perfect translation",
+                                            "Fraction of it (lower is better)"]
+    assert page.row(style, "car")[0][1:] == ["0.25", "0.75", "0.125", "2"]
+    assert page.row(style, "mean")[0][3:] == ["0.1875", "2.033"]
+    edges = "Content preservation: edge correlation"
+    assert page.table(edges)["rows"][0][2:] == ["Perfect translation", "Fraction of it"]
+    assert page.row(edges, "inside the boxes")[0][1:] == ["0.52", "0.65", "0.8"]
+    assert page.row(edges, "inside truck boxes")[0][1:] == ["–", "–", "–"]
+    samples = "Multimodality: difference between the 4 style samples of 3 inputs"
+    assert page.row(samples, "object pixels")[0][1:] == ["9.5", "38", "0.25"]
+    assert page.row(samples, "style distance of sample 1")[0][1:] == ["110.5", "", ""]
+    reads_table = "Memory read selectivity"
+    assert page.table(reads_table)["rows"][0][-2:] == ["Linear probe (ceiling)",
+                                                       "Read weight / probe"]
+    assert page.row(reads_table, "car")[0][1:] == ["0.3", "0.15", "2", "0.5", "0.6", "0.5"]
+    for definition in ("edges of a perfect translation", "two perfect draws",
+                       "a perfect translation&#x27;s distance", "lower is better",
+                       "held-out accuracy of a linear classifier",
+                       "source_train.perfect_0.json, source_train.perfect_1.json"):
+        assert definition in text
+    assert page.row("Translation quality", "FID")      # the metrics table is unchanged ...
+    assert not [row for row in page.table("Translation quality")["rows"]
+                if row[0] == "ceilings"]               # ... and has no ceilings row
+
+    skipped = translation | {"ceilings": {"skipped": "data.source.perfect_translations is "
+                                                     "not set"}}
+    (run_dir / "eval" / "translation.json").write_text(json.dumps(skipped))
+    assert run_report(config, overrides) == 0
+    text, page = read_page(run_dir)
+    assert "Ceilings (the figures of a perfect translation): skipped " \
+           "(data.source.perfect_translations is not set)" in text
+    assert page.row(edges, "inside the boxes")[0][1:] == ["0.52"]
+
+
 def test_chromium_renders_the_page(request, tmp_path):
     binary = next((shutil.which(name) for name in CHROMIUMS if shutil.which(name)), None)
     if binary is None:

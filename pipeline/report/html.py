@@ -56,7 +56,7 @@ TRANSLATION_METRICS = (
 )
 # Keys of translation.json that are not metrics (shown apart or not at all).
 _TRANSLATION_CONTEXT = ("version", "run", "real", "fake", "style_distance", "read_selectivity",
-                        "edge_correlation", "multimodality")
+                        "edge_correlation", "multimodality", "ceilings")
 
 
 @dataclass(frozen=True)
@@ -281,31 +281,86 @@ def _translation_section(page: Page) -> str:
             rows.append([key, value, details])
     parts.append(_table("Translation quality (eval/translation.json)",
                         ["Metric", "Value", "Meaning"], rows, text_columns=(2,)))
-    parts.append(_style_distance(data.get("style_distance")))
-    parts.append(_edge_correlation(data.get("edge_correlation")))
-    parts.append(_multimodality(data.get("multimodality")))
+    ceilings = data.get("ceilings")
+    parts.append(_style_distance(data.get("style_distance"), _ceiling(ceilings,
+                                                                      "style_distance")))
+    parts.append(_edge_correlation(data.get("edge_correlation"),
+                                   _ceiling(ceilings, "edge_correlation")))
+    parts.append(_multimodality(data.get("multimodality"), _ceiling(ceilings, "multimodality")))
+    parts.append(_ceilings_note(ceilings))
     parts.append(_read_selectivity(data.get("read_selectivity")))
     parts.append("</section>")
     return "\n".join(p for p in parts if p)
 
 
-def _style_distance(entry: object) -> str:
+@dataclass(frozen=True)
+class Ceiling:
+    """A figure's ceiling (its value for a perfect translation) and the translator's fraction
+    of it, both shaped like the figure (``translation.json``'s ``ceilings``)."""
+
+    values: dict
+    fractions: dict
+
+    def cells(self, *path: str) -> list[str]:
+        """The ceiling and fraction cells of the value at ``path`` (blank for no path: a row
+        the ceiling does not cover)."""
+        if not path:
+            return ["", ""]
+        return [_or_dash(_dig(self.values, path)), _or_dash(_dig(self.fractions, path))]
+
+
+CEILING_HEADER = ["Perfect translation", "Fraction of it"]
+
+
+def _ceiling(ceilings: object, key: str) -> Ceiling | None:
+    """The ceiling of figure ``key``; None when there is none (no perfect translation)."""
+    if not isinstance(ceilings, dict) or "skipped" in ceilings:
+        return None
+    values = ceilings.get(key)
+    if not isinstance(values, dict) or "skipped" in values:
+        return None
+    fractions = (ceilings.get("fractions") or {}).get(key)
+    return Ceiling(values, fractions if isinstance(fractions, dict) else {})
+
+
+def _dig(entry: object, path: Sequence[str]) -> object:
+    for key in path:
+        entry = entry.get(key) if isinstance(entry, dict) else None
+    return entry
+
+
+def _ceilings_note(ceilings: object) -> str:
+    """What the ceiling columns mean, or why there are none."""
+    if not isinstance(ceilings, dict):
+        return ""
+    if "skipped" in ceilings:
+        return (f'<p class="note">Ceilings (the figures of a perfect translation): skipped '
+                f"({_e(ceilings['skipped'])}).</p>")
+    fractions = (ceilings.get("fractions") or {}).get("definition", "")
+    return (f'<p class="note">Perfect translation: the same figure for the perfect '
+            f"translations named by {_e(ceilings.get('source', '?'))} "
+            f"({_e(', '.join(ceilings.get('manifests') or []))}). Fraction of it: "
+            f"{_e(fractions)}.</p>")
+
+
+def _style_distance(entry: object, ceiling: Ceiling | None = None) -> str:
     if entry is None:
         return '<p class="note">Per-class style distance: not reported.</p>'
     if not isinstance(entry, dict) or "skipped" in entry:
         value, _ = _metric_cell(entry)
         return f'<p class="note">Per-class style distance: {_e(value)}.</p>'
-    rows = [[c, number(v.get("translated", "–")), number(v.get("source", "–"))]
+    rows = [[c, _or_dash(v.get("translated")), _or_dash(v.get("source")),
+             *(ceiling.cells("per_class", c) if ceiling else [])]
             for c, v in (entry.get("per_class") or {}).items()]
     mean = entry.get("mean")
     if isinstance(mean, dict):
-        rows.append(["mean", number(mean.get("translated", "–")),
-                     number(mean.get("source", "–"))])
-    parts = [_table("Per-class style distance to the target images",
-                    ["Class", "Translated", "Source"], rows)]
-    if entry.get("definition"):
-        parts.append(f'<p class="note">{_e(entry["definition"])}</p>')
-    return "\n".join(parts)
+        rows.append(["mean", _or_dash(mean.get("translated")), _or_dash(mean.get("source")),
+                     *(ceiling.cells("mean") if ceiling else [])])
+    header = ["Class", "Translated", "Source"]
+    if ceiling:
+        header += [CEILING_HEADER[0], f"{CEILING_HEADER[1]} (lower is better)"]
+    return "\n".join([_table("Per-class style distance to the target images", header, rows),
+                      _definition(entry), _definition(ceiling.values) if ceiling else ""])
 
 
 def _skipped_note(name: str, entry: object) -> str | None:
@@ -322,30 +377,40 @@ def _definition(entry: dict) -> str:
     return f'<p class="note">{_e(entry["definition"])}</p>' if entry.get("definition") else ""
 
 
-def _edge_correlation(entry: object) -> str:
+def _with_ceiling(caption: str, header: list[str], rows: list[tuple[str, object, tuple]],
+                  entry: dict, ceiling: Ceiling | None) -> str:
+    """A figure's table, ``rows`` of (name, value, path of the value in the figure), with the
+    ceiling's columns when there is one, then the definitions."""
+    table = _table(caption, header + (CEILING_HEADER if ceiling else []),
+                   [[name, _or_dash(value), *(ceiling.cells(*path) if ceiling else [])]
+                    for name, value, path in rows])
+    return "\n".join([table, _definition(entry), _definition(ceiling.values) if ceiling else ""])
+
+
+def _edge_correlation(entry: object, ceiling: Ceiling | None = None) -> str:
     note = _skipped_note("Content preservation (edge correlation)", entry)
     if note:
         return note
-    rows = [["whole images", _or_dash(entry.get("whole"))],
-            ["inside the boxes", _or_dash(entry.get("boxes"))],
-            *([f"inside {c} boxes", _or_dash(v)]
+    rows = [("whole images", entry.get("whole"), ("whole",)),
+            ("inside the boxes", entry.get("boxes"), ("boxes",)),
+            *((f"inside {c} boxes", v, ("per_class", c))
               for c, v in (entry.get("per_class") or {}).items())]
-    return "\n".join([_table(f"Content preservation: edge correlation between source and "
-                             f"translation ({entry.get('pairs', '?')} pairs)",
-                             ["Region", "Correlation"], rows), _definition(entry)])
+    return _with_ceiling(f"Content preservation: edge correlation between source and "
+                         f"translation ({entry.get('pairs', '?')} pairs)",
+                         ["Region", "Correlation"], rows, entry, ceiling)
 
 
-def _multimodality(entry: object) -> str:
+def _multimodality(entry: object, ceiling: Ceiling | None = None) -> str:
     note = _skipped_note("Multimodality (sample difference)", entry)
     if note:
         return note
-    rows = [["object pixels", _or_dash(entry.get("objects"))],
-            ["background pixels", _or_dash(entry.get("background"))]]
-    for k, d in enumerate(entry.get("style_distance_per_sample") or []):
-        rows.append([f"style distance of sample {k}", _or_dash(d)])
-    return "\n".join([_table(f"Multimodality: difference between the {entry.get('samples', 'K')} "
-                             f"style samples of {entry.get('inputs', '?')} inputs (grey levels)",
-                             ["Measure", "Value"], rows), _definition(entry)])
+    rows = [("object pixels", entry.get("objects"), ("objects",)),
+            ("background pixels", entry.get("background"), ("background",)),
+            *((f"style distance of sample {k}", d, ())
+              for k, d in enumerate(entry.get("style_distance_per_sample") or []))]
+    return _with_ceiling(f"Multimodality: difference between the {entry.get('samples', 'K')} "
+                         f"style samples of {entry.get('inputs', '?')} inputs (grey levels)",
+                         ["Measure", "Value"], rows, entry, ceiling)
 
 
 def _or_dash(value: object) -> str:
@@ -357,15 +422,17 @@ def _read_selectivity(entry: object) -> str:
         return ""
     if "skipped" in entry:
         return f'<p class="note">Memory read selectivity: skipped ({_e(entry["skipped"])}).</p>'
-    rows = [[group, *("–" if v.get(k) is None else number(v[k])
-                      for k in ("read_mass", "chance", "ratio", "nearest_accuracy"))]
-            for group, v in (entry.get("per_class") or {}).items()]
-    parts = [_table("Memory read selectivity: a pixel's test-time read weight on its own class's "
-                    "items", ["Class", "Read weight", "Chance", "Ratio", "Nearest key right"],
-                    rows)]
-    if entry.get("definition"):
-        parts.append(f'<p class="note">{_e(entry["definition"])}</p>')
-    return "\n".join(parts)
+    groups = entry.get("per_class") or {}
+    keys = ["read_mass", "chance", "ratio", "nearest_accuracy"]
+    header = ["Class", "Read weight", "Chance", "Ratio", "Nearest key right"]
+    # Files written before the probe existed have no probe column.
+    if any("probe_accuracy" in v for v in groups.values()):
+        keys += ["probe_accuracy", "read_mass_fraction"]
+        header += ["Linear probe (ceiling)", "Read weight / probe"]
+    rows = [[group, *(_or_dash(v.get(k)) for k in keys)] for group, v in groups.items()]
+    return "\n".join([_table("Memory read selectivity: a pixel's test-time read weight on its "
+                             "own class's items", header, rows),
+                      _definition(entry), _definition(entry.get("probe") or {})])
 
 
 def _grid_section(page: Page) -> str:
