@@ -7,6 +7,11 @@
   samples made with a trained translator;
 * :mod:`~pipeline.metrics.style_distance`: per-class colour/texture distance inside boxes (no
   network);
+* :mod:`~pipeline.metrics.content_preservation`, :mod:`~pipeline.metrics.multimodality`,
+  :mod:`~pipeline.metrics.read_selectivity`: the weight-free figures of the edges kept, the
+  style samples' difference and the memory's test-time reads;
+* :mod:`~pipeline.metrics.ceilings`, :mod:`~pipeline.metrics.linear_probe`: what a perfect
+  translation scores on those figures, and what a perfect read of the content could reach;
 * :mod:`~pipeline.metrics.suite`: all of them on two image sets, each skipped with a reason
   when its network weights or data are missing.
 

@@ -10,6 +10,14 @@ memory's test-time reads are on the same inputs, how much the style samples diff
 these last four need no weights. Definitions are in
 :mod:`pipeline.metrics`; a metric whose network weights are not set is skipped with the reason.
 
+Next to the weight-free figures stand their ceilings, what a perfect translation scores
+(:mod:`pipeline.metrics.ceilings`): with ``data.source.perfect_translations`` (the demo's
+synthetic data), the edge correlation of source_train with its perfect translation (draw 0),
+the sample difference between two perfect draws (0 and 1) of the same scenes, and draw 0's
+style distance to the target, each with the translator's figure as a fraction of it; and, for
+the read selectivity, the held-out accuracy of a linear probe of the content features
+(:mod:`pipeline.metrics.linear_probe`), which needs no perfect translation.
+
 ``translation.json``::
 
     {"version": 1, "run": name,
@@ -28,9 +36,27 @@ these last four need no weights. Definitions are in
                           "pairs"},
      "read_selectivity": {"definition", "inputs", "split", "read_temperature",
                           "per_class": {group: {"read_mass", "chance", "ratio",
-                                                "nearest_accuracy", "pixels"}}}}
+                                                "nearest_accuracy", "pixels", "probe_accuracy",
+                                                "read_mass_fraction"}},
+                          "probe": {"definition", "seed", "pixels_per_group_and_image"}},
+     "ceilings": {"source": "data.source.perfect_translations",
+                  "manifests": ["source_train.perfect_0.json", "source_train.perfect_1.json"],
+                  "edge_correlation": {"definition", "whole", "boxes",
+                                       "per_class": {class: value}, "pairs"},
+                  "multimodality": {"definition", "objects", "background", "inputs",
+                                    "samples", "pairs", "split"},
+                  "style_distance": {"definition", "per_class": {class: value}, "mean",
+                                     "classes_compared"},
+                  "fractions": {"definition",
+                                "edge_correlation": {"whole", "boxes", "per_class"},
+                                "multimodality": {"objects", "background"},
+                                "style_distance": {"per_class", "mean"}}}}
 
-with ``{"skipped": reason}`` in place of any metric that was not computed.
+with ``{"skipped": reason}`` in place of any metric that was not computed (``ceilings`` without
+``data.source.perfect_translations``; its ``multimodality`` when the list names one folder).
+A fraction is the translator's figure over the ceiling at the same place (``style_distance``:
+``translated`` over the ceiling; lower is better there, higher elsewhere); a fraction or
+ceiling is null where either side is.
 """
 
 from __future__ import annotations
