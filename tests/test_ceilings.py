@@ -193,6 +193,39 @@ def test_the_probe_holds_out_half_the_inputs_and_needs_two():
     assert results == {None, 0.0}
 
 
+def test_read_selectivity_reports_the_probe_of_features_that_tell_the_classes_apart(tmp_path):
+    """Content features that are the pixel's colour, one colour per class: the probe reaches 1
+    whatever the memory's keys, and read mass / probe is the read mass."""
+    from types import SimpleNamespace
+
+    from mguit.memory import ClassAwareMemory
+    from pipeline.metrics.read_selectivity import read_selectivity
+
+    memory = ClassAwareMemory(2, {"person": 1, "car": 1, "background": 1})
+    model = torch.nn.Module()
+    model.memory = memory
+    model.cfg = SimpleNamespace(model=SimpleNamespace(stride=1))
+    # With x in [-1, 1], features (r + b + 1, g + b + 1): red (1, -1), green (-1, 1), blue
+    # (1, 1), three directions a linear classifier separates.
+    model.content_encoder = lambda x, domain: torch.stack([x[:, 0] + x[:, 2],
+                                                           x[:, 1] + x[:, 2]], dim=1) + 1
+    items = []
+    for i in range(6):
+        pixels = np.zeros((8, 12, 3), dtype=np.uint8)
+        pixels[..., 2] = 255
+        pixels[1:5, 1:4] = (255, 0, 0)
+        pixels[3:7, 6 + i % 3:10] = (0, 255, 0)
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(pixels).save(path)
+        boxes = (Box(1, 1, 4, 5, "car"), Box(6 + i % 3, 3, 10, 7, "person"))
+        items.append(ImageItem(path, 12, 8, boxes, group=str(path)))
+    result = read_selectivity(model, items, 0, torch.device("cpu"), seed=1)
+    assert result["probe"]["seed"] == 1
+    for group, entry in result["per_class"].items():
+        assert entry["probe_accuracy"] == pytest.approx(1.0), group
+        assert entry["read_mass_fraction"] == pytest.approx(entry["read_mass"])
+
+
 # ------------------------------------------------------------------ the stage
 
 def test_metrics_stage_with_perfect_translations_writes_the_ceilings(tiny_run, tmp_path):

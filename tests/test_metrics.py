@@ -21,6 +21,7 @@ from mguit.memory import ClassAwareMemory
 from pipeline.cli import main
 from pipeline.formats.common import Box
 from pipeline.metrics import diversity, inception, suite
+from pipeline.metrics.ceilings import NOT_CONFIGURED
 from pipeline.metrics.errors import MetricsError
 from pipeline.metrics.images import ImageItem, ImageSet, batches, read_image_set
 from pipeline.metrics.read_selectivity import read_selectivity
@@ -308,6 +309,10 @@ def test_metrics_stage_without_weights_writes_style_distance_and_skips_the_rest(
         assert e["read_mass"] is None or 0 <= e["read_mass"] <= 1
     for e in rs["per_class"].values():
         assert e["nearest_accuracy"] is None or 0 <= e["nearest_accuracy"] <= 1
+        assert e["probe_accuracy"] is None or 0 <= e["probe_accuracy"] <= 1
+    # The tiny run names no perfect translations: no ceilings, and the summary says why.
+    assert doc["ceilings"] == {"skipped": NOT_CONFIGURED}
+    assert "ceilings skipped: data.source.perfect_translations is not set" in caplog.text
     # The weight-free figures run without any weight file.
     mm = doc["multimodality"]
     assert mm["samples"] >= 2 and mm["inputs"] > 0 and mm["objects"] >= 0

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from pipeline.metrics.ceilings import fraction_of
 from pipeline.metrics.images import ImageItem, load_image
