@@ -71,12 +71,11 @@ def probe_accuracy(per_input: Sequence[tuple[Tensor, Tensor]], groups: int, seed
     half = (len(per_input) + 1) // 2
     train = [per_input[i] for i in order[:half]]
     test = [per_input[i] for i in order[half:]]
-    x, y = (torch.cat(parts).double() for parts in zip(*train))
-    y = y.long()
+    x, y = (torch.cat(parts) for parts in zip(*train))
     mean, std = x.mean(dim=0), x.std(dim=0).clamp_min(1e-6)
     classifier = _fit((x - mean) / std, y, groups, steps)
     x_test, y_test = (torch.cat(parts) for parts in zip(*test))
-    predicted = classifier((x_test.double() - mean) / std).argmax(dim=1)
+    predicted = classifier((x_test - mean) / std).argmax(dim=1)
     right = predicted == y_test
     accuracy = []
     for g in range(groups):
@@ -88,10 +87,10 @@ def probe_accuracy(per_input: Sequence[tuple[Tensor, Tensor]], groups: int, seed
 def _fit(x: Tensor, y: Tensor, groups: int, steps: int) -> torch.nn.Linear:
     """Multinomial logistic regression from ``x`` ``(P, C)`` to ``y`` ``(P,)``, groups weighted
     by the inverse of their pixel count. Starts from zero weights: deterministic."""
-    classifier = torch.nn.Linear(x.shape[1], groups, dtype=torch.float64)
+    classifier = torch.nn.Linear(x.shape[1], groups)
     torch.nn.init.zeros_(classifier.weight)
     torch.nn.init.zeros_(classifier.bias)
-    counts = torch.bincount(y, minlength=groups).double()
+    counts = torch.bincount(y, minlength=groups).float()
     weight = torch.where(counts > 0, 1 / counts.clamp_min(1), 0.0)
     optimizer = torch.optim.LBFGS(classifier.parameters(), max_iter=steps,
                                   line_search_fn="strong_wolfe")
@@ -103,6 +102,6 @@ def _fit(x: Tensor, y: Tensor, groups: int, steps: int) -> torch.nn.Linear:
         value.backward()
         return value
 
-    with torch.enable_grad():   # read_selectivity runs under inference_mode
+    with torch.enable_grad():   # read_selectivity runs under no_grad
         optimizer.step(loss)
     return classifier
