@@ -12,9 +12,11 @@ adds the target-label modes (``data.target.labels``: boxes, none, pseudo) as ano
 ``pseudo_labels.rounds=2``), whose pseudo runs are labelled by the seed's detector of the `none`
 run (``pseudo_labels.detector: translated_unlabeled``) or reference source-only detector
 (``source_only``) where the ablation trains it: the same training as the run's own would
-be. The source-only
-and oracle detectors do not depend on the translator, so they are trained once per seed, in
-``runs/<name>_reference_s<seed>/`` (prepare -> train_detector -> evaluate). Rerunning resumes
+be. The reference detectors do not depend on the translator, so they are trained once per
+seed, in ``runs/<name>_reference_s<seed>/`` (prepare -> translate_baselines -> train_detector ->
+evaluate): source only, the baselines (Reinhard colour transfer, FDA), the perfect translation
+where the data has one (``data.source.perfect_translations``) and the oracle; every translator
+figure is read against them. Rerunning resumes
 each run where it stopped and skips what is done, like ``pipeline run``.
 
 The table, ``runs/<name>_ablation/ablation.{json,md}``, has a row per (variant, seed) and a
@@ -51,8 +53,7 @@ ABLATION_VERSION = 2
 STAGES = ("prepare", "pseudo_label", "train_translator", "translate", "train_detector", "evaluate",
           "metrics")
 LABEL_MODES = ("boxes", "none", "pseudo")
-REFERENCE_STAGES = ("prepare", "train_detector", "evaluate")
-REFERENCE_SETS = ("source_only", "oracle")
+REFERENCE_STAGES = ("prepare", "translate_baselines", "train_detector", "evaluate")
 
 
 @dataclass(frozen=True)
@@ -114,15 +115,24 @@ def variant_config(config_path: str | Path, overrides: Sequence[str], variant: V
     ])
 
 
+def reference_sets(config: Config) -> tuple[str, ...]:
+    """The reference detectors of ``config``'s data: source only, the baselines, the perfect
+    translation where the data has one, and the oracle (left out by the run where the target's
+    labels are not used)."""
+    perfect = ("perfect_translation",) if config.data.source.perfect_translations else ()
+    return ("source_only", "colour_transfer", "fda", *perfect, "oracle")
+
+
 def reference_config(config_path: str | Path, overrides: Sequence[str], base_name: str,
                      seed: int, labels: str | None = None) -> Config:
-    """The base config trained on the source and on the target only (no translator); the
-    oracle only where ``labels`` (default: the config's) is ``boxes``."""
+    """The base config with the reference detectors only (no translator); the oracle only
+    where ``labels`` (default: the config's) is ``boxes``."""
+    base = load_config(config_path, list(overrides))
     return load_config(config_path, [
         *overrides,
         f"run.name={run_name(base_name, 'reference', seed)}",
         f"run.seed={seed}",
-        f"detector.train_sets=[{','.join(REFERENCE_SETS)}]",
+        f"detector.train_sets=[{','.join(reference_sets(base))}]",
         *([f"data.target.labels={labels}"] if labels else []),
     ])
 
@@ -271,10 +281,40 @@ def reference_checkpoint(run_dir: Path, train_set: str) -> Path:
 
 
 def reference_detectors(run_dir: Path) -> dict:
-    """Source-only and oracle AP of a reference run."""
+    """AP and gap recovered of every detector of a reference run."""
     detectors = json.loads(detection_metrics(run_dir).read_text())["detectors"]
-    return {name: {"run": run_dir.name, "ap50": d["ap50"], "map50": d["map50"], "ap": d["ap"]}
-            for name, d in detectors.items() if name in REFERENCE_SETS}
+    return {name: {"run": run_dir.name, "ap50": d["ap50"], "map50": d["map50"], "ap": d["ap"],
+                   "gap_recovered": d.get("gap_recovered")}
+            for name, d in detectors.items()}
+
+
+def _reference_lines(references: dict[str, dict]) -> list[str]:
+    """The reference detectors' mAP50 and gap recovered per seed, then mean +- std: what
+    each variant's figures are read against."""
+    seeds = list(references)
+    names = list(dict.fromkeys(name for refs in references.values() for name in refs))
+    if not names:
+        return []
+    lines = ["", "Reference detectors (no translator), mAP50 (%) / gap recovered:", "",
+             "| Training set | " + " | ".join(f"Seed {s}" for s in seeds) + " | Mean ± std |",
+             "| --- |" + " ---: |" * (len(seeds) + 1)]
+    for name in names:
+        rows = [references[s].get(name) for s in seeds]
+        cells = [f"{_number(r['map50'], 100)} / {_number(r.get('gap_recovered'), digits=2)}"
+                 if r else "–" for r in rows]
+        gaps = [r.get("gap_recovered") for r in rows if r]
+        maps = [r["map50"] for r in rows if r and r["map50"] is not None]
+        summary = "–"
+        if maps and len(maps) == len(seeds):
+            summary = f"{_spread(maps, 100, 1)} / " + (
+                _spread(gaps, 1, 2) if None not in gaps else "–")
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {summary} |")
+    return lines
+
+
+def _spread(values: Sequence[float], scale: float, digits: int) -> str:
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{scale * statistics.fmean(values):.{digits}f} ± {scale * std:.{digits}f}"
 
 
 def _number(value: float | None, scale: float = 1.0, digits: int = 1) -> str:
@@ -323,6 +363,7 @@ def format_table(document: dict) -> str:
                          f"{scale * s['mean']:.{digits}f} ± {scale * s['std']:.{digits}f}")
         lines.append(f"| **{key}: {variant['label']}** | mean ± std | " + " | ".join(cells)
                      + " |")
+    lines += _reference_lines(document["reference"])
     lines += ["", "Detection AP at IoU 0.5 (%), per class:", "",
               "| Training set | Seed | " + " | ".join(c.capitalize() for c in classes)
               + " | mAP | AP@[.5:.95] |",

@@ -128,11 +128,13 @@ def test_ablate_runs_variants_and_seeds_and_writes_one_table(tmp_path, caplog):
     out = tmp_path / "runs" / "abl_ablation"
     result = json.loads((out / "ablation.json").read_text())
     assert list(result["variants"]) == ["sm_tl", "cm_cl"] and result["seeds"] == [0, 1]
+    references = {"source_only", "colour_transfer", "fda", "oracle"}
     for seed in ("0", "1"):
-        assert set(result["reference"][seed]) == {"source_only", "oracle"}
+        assert set(result["reference"][seed]) == references
+        assert "gap_recovered" in result["reference"][seed]["fda"]
         ref = json.loads((tmp_path / "runs" / f"abl_reference_s{seed}" / "eval" /
                           "metrics.json").read_text())
-        assert set(ref["detectors"]) == {"source_only", "oracle"}
+        assert set(ref["detectors"]) == references
     for key, variant in result["variants"].items():
         assert list(variant["seeds"]) == ["0", "1"]
         for seed, row in variant["seeds"].items():
@@ -152,6 +154,8 @@ def test_ablate_runs_variants_and_seeds_and_writes_one_table(tmp_path, caplog):
     table = (out / "ablation.md").read_text()
     assert "| **sm_tl: single memory + triplet loss** | mean ± std |" in table
     assert "| cm_cl | 1 |" in table
+    assert "Reference detectors (no translator), mAP50 (%) / gap recovered:" in table
+    assert next(line for line in table.splitlines() if line.startswith("| fda | "))
 
     caplog.clear()
     assert main(args) == 0

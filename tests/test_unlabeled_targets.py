@@ -288,9 +288,9 @@ def test_ablation_configs_per_label_mode(config_path, tmp_path):
     assert none.run.name == "demo_cm_cl_none_s1" and none.pseudo_labels.checkpoint is None
     reference = ablation.reference_config(config_path, ["data.target.labels=none"], "demo", 1,
                                           "boxes")
-    assert reference.train_sets == ["source_only", "oracle"]
+    assert reference.train_sets == ["source_only", "colour_transfer", "fda", "oracle"]
     assert ablation.reference_config(config_path, ["data.target.labels=none"], "demo",
-                                     1).train_sets == ["source_only"]
+                                     1).train_sets == ["source_only", "colour_transfer", "fda"]
 
 
 def test_unknown_label_mode_is_a_usage_error(tmp_path, capsys):
