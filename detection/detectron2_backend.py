@@ -69,6 +69,10 @@ def build_config(cfg: DetectorConfig, num_classes: int, out_dir: Path, device: s
     c.MODEL.FPN.OUT_CHANNELS = cfg.model.fpn_channels
     c.MODEL.ROI_BOX_HEAD.FC_DIM = cfg.model.box_head_dim
     c.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE = cfg.model.roi_batch_size_per_image
+    if cfg.model.rpn_pre_nms_topk_train is not None:
+        c.MODEL.RPN.PRE_NMS_TOPK_TRAIN = cfg.model.rpn_pre_nms_topk_train
+    if cfg.model.rpn_post_nms_topk_train is not None:
+        c.MODEL.RPN.POST_NMS_TOPK_TRAIN = cfg.model.rpn_post_nms_topk_train
     c.MODEL.ROI_HEADS.SCORE_THRESH_TEST = cfg.test.score_threshold
     c.TEST.DETECTIONS_PER_IMAGE = cfg.test.detections_per_image
     c.INPUT.MIN_SIZE_TRAIN = tuple(cfg.input.min_size)

@@ -110,12 +110,15 @@ def build_model(arch: dict, weights: str | Path | None = None) -> FasterRCNN:
                                extra_blocks=LastLevelMaxPool())
     sizes = tuple((s,) for s in arch["anchor_sizes"])
     resolution = 7  # RoIAlign output, Detectron2's POOLER_RESOLUTION
+    # Checkpoints from before these keys existed were trained with torchvision's defaults.
+    rpn_topk = {f"rpn_{stage}_nms_top_n_train": arch[f"rpn_{stage}_nms_topk_train"]
+                for stage in ("pre", "post") if arch.get(f"rpn_{stage}_nms_topk_train")}
     return FasterRCNN(
         backbone, rpn_anchor_generator=AnchorGenerator(sizes, (ASPECT_RATIOS,) * len(sizes)),
         box_head=TwoMLPHead(channels * resolution ** 2, arch["box_head_dim"]),
         box_predictor=FastRCNNPredictor(arch["box_head_dim"], arch["num_classes"] + 1),
         box_batch_size_per_image=arch["roi_batch_size_per_image"],
-        min_size=tuple(arch["min_size"]), max_size=arch["max_size"])
+        min_size=tuple(arch["min_size"]), max_size=arch["max_size"], **rpn_topk)
 
 
 def _load_backbone(resnet: nn.Module, path: Path) -> None:

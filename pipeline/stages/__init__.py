@@ -111,7 +111,7 @@ STAGES: tuple[Stage, ...] = (
         inputs=train_detector.input_paths,
         outputs=train_detector.output_paths,
         run=train_detector.run,
-        speed_keys=("detector.num_workers", "detector.solver.log_every"),
+        speed_keys=("detector.num_workers", "detector.solver.log_every", "detector.parallel"),
     ),
     Stage(
         name="evaluate",

@@ -48,7 +48,7 @@ CONFIG_KEYS = ("pseudo_labels", "data.classes", "run.seed", "detector.backend",
                "detector.weights", "detector.on_missing_class", "detector.model",
                "detector.solver", "detector.input", "detector.test", "detector.torchvision",
                "detector.detectron2")
-SPEED_KEYS = ("detector.solver.log_every",)
+SPEED_KEYS = ("detector.solver.log_every", "detector.parallel")
 
 
 def active(config: Config) -> bool:
