@@ -275,12 +275,9 @@ class PseudoLabelsConfig:
     checkpoint: Optional[str] = None
     # The detector that labels the first round, trained by the stage: "source_only" (the run's
     # own, reused by train_detector) or "translated_unlabeled" (trained on a translation made
-    # without target labels, labels: none; a second translator). On the demo the source-only
-    # detector's boxes are 3 % right, a good seed's translated_unlabeled ones 14 %
-    # (docs/unlabeled-targets.md).
+    # without target labels, labels: none; a second translator).
     detector: Literal["source_only", "translated_unlabeled"] = "source_only"
-    # Boxes scoring at least this become labels: the usual 0.5. On the demo the source-only
-    # detector's boxes are 3-4 % right at every threshold (docs/unlabeled-targets.md).
+    # Boxes scoring at least this become labels: the usual 0.5.
     score_threshold: float = 0.5
     # 2 re-labels target_train with the detector trained on the first round's translations
     # (a whole translator, translation and detector more; runs/<name>/pseudo_round1/).

@@ -312,7 +312,7 @@ def test_ablate_covers_the_three_label_modes(tmp_path, tiny_data):
     result = json.loads((tmp_path / "runs" / "abl_ablation" / "ablation.json").read_text())
     assert list(result["variants"]) == ["cm_cl", "cm_cl_none", "cm_cl_pseudo"]
     assert [v["labels"] for v in result["variants"].values()] == ["boxes", "none", "pseudo"]
-    assert set(result["reference"]["0"]) == {"source_only", "oracle"}
+    assert set(result["reference"]["0"]) == {"source_only", "colour_transfer", "fda", "oracle"}
     for row in result["variants"].values():
         assert row["seeds"]["0"]["gap_recovered"] is not None or \
             row["seeds"]["0"]["gap_map50"] is None
