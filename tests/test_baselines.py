@@ -333,6 +333,9 @@ def test_run_trains_and_evaluates_a_detector_per_baseline(tmp_path, tiny_data, c
         assert row in table
     report = (run_dir / "report" / "index.html").read_text()
     assert "Reinhard colour transfer" in report and "Gap recovered" in report
+    # The image grid shows each baseline's translation of the same images beside MGUIT's.
+    assert "more styles of it, reinhard colour transfer, fda (fourier domain adaptation), and " \
+        "a target" in report
 
     # A retrained translator leaves the baselines done; another beta redoes FDA.
     caplog.clear()

@@ -30,6 +30,7 @@ from pipeline.report import figures, grids, html
 from pipeline.report.files import RunFiles
 from pipeline.report.scalars import read_scalars
 from pipeline.paper import ROW_NAMES
+from pipeline.rundir import baseline_dir, perfect_translation_manifest
 from pipeline.translation.records import read_log
 
 if TYPE_CHECKING:
@@ -241,8 +242,9 @@ def _open(path: str | Path) -> Image.Image:
 
 def _grid(ctx: RunContext, files: RunFiles, out: Path,
           device: torch.device) -> html.Grid | None:
-    """Rows ``source (boxes) | translated | style samples | target`` for ``report.grid_images``
-    images of the translated split, picked by ``report.seed``."""
+    """Rows ``source (boxes) | translated | style samples | baselines | perfect translation |
+    target`` for ``report.grid_images`` images of the translated split, picked by
+    ``report.seed``; the baselines and the perfect translation where the run has them."""
     cfg, rcfg = ctx.config, ctx.config.report
     done = {(e["key"], e["sample"]): e for e in read_log(files.translated_manifest)
             if e.get("status") == "done"}
@@ -266,6 +268,7 @@ def _grid(ctx: RunContext, files: RunFiles, out: Path,
     target_names = grids.select((image["file_name"] for image in target.images), len(keys),
                                 rcfg.seed)
     target_files = {image["file_name"]: target.image_path(image) for image in target.images}
+    beside = _beside_columns(ctx, {key: done[(key, 0)]["image"] for key in keys})
 
     height = rcfg.thumbnail_height
     rows, row_names = [], []
@@ -281,6 +284,7 @@ def _grid(ctx: RunContext, files: RunFiles, out: Path,
         rows.append([grids.with_boxes(sources[key], source_boxes, classes, height),
                      grids.thumbnail(_open(files.translated_dir / first), height),
                      *(grids.thumbnail(s, height) for s in samples),
+                     *(grids.thumbnail(_open(paths[key]), height) for paths in beside.values()),
                      grids.thumbnail(_open(target_files[target_name]), height)])
         row_names.append((key, target_name))
     grids.compose(rows).save(out / "grid.png")
@@ -298,14 +302,34 @@ def _grid(ctx: RunContext, files: RunFiles, out: Path,
                      "seeded by (report.seed, image id, k).")
     columns = ["source with its ground-truth boxes", "translated (sample 0)",
                *(f"style sample {k}" for k in range(1, rcfg.grid_samples + 1)),
-               f"a {files.style_split.split('_')[0]} image ({files.style_split})"]
+               *beside, f"a {files.style_split.split('_')[0]} image ({files.style_split})"]
     picture = html.Picture(
         "grid.png", f"Grid of {len(keys)} rows: a source image with its boxes, its "
-                    f"translation, {rcfg.grid_samples} more styles of it and a "
-                    f"{files.style_split} image",
+                    f"translation, {rcfg.grid_samples} more styles of it, "
+                    + "".join(f"{title.lower()}, " for title in beside)
+                    + f"and a {files.style_split} image",
         " ".join(notes))
     return html.Grid(picture, columns, row_names, files.style_split, classes,
                      [grids.class_colour(classes, c) for c in classes])
+
+
+def _beside_columns(ctx: RunContext, images: dict[str, str]) -> dict[str, dict[str, Path]]:
+    """The grid's columns of the run's other translations of the same images (``images``: key
+    -> the translation's file name, relative to its folder): each baseline the run trained a
+    detector on, and the perfect translation (draw 0) where the data has one; a column whose
+    files are not all there is left out."""
+    cfg = ctx.config
+    columns = {ROW_NAMES[m]: {k: baseline_dir(ctx.run_dir, m) / name for k, name in images.items()}
+               for m in ("colour_transfer", "fda") if m in cfg.train_sets}
+    perfect = perfect_translation_manifest(ctx.run_dir)
+    if cfg.data.source.perfect_translations and perfect.is_file():
+        manifest = read_manifest(perfect)
+        by_stem = {Path(image["file_name"]).stem: manifest.image_path(image)
+                   for image in manifest.images}
+        columns[ROW_NAMES["perfect_translation"]] = {
+            k: by_stem.get(Path(name).stem) for k, name in images.items()}
+    return {title: paths for title, paths in columns.items()
+            if all(p is not None and p.is_file() for p in paths.values())}
 
 
 def _samples(first: int, last: int) -> str:
