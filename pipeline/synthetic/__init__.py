@@ -120,6 +120,13 @@ per-class affine map from an object's source colours to its target colours, fitt
 objects, explains 1 % (car), none (truck, bicycle) and 5 % (person) of the target colours'
 variance on the other half.
 
+The light's ranges are calibrated on detection (the demo config, seeds 0 / 1 / 2): a
+source-only detector keeps 0.35 / 0.35 / 0.41 of the oracle's mAP on the target, a detector
+trained on the perfect translation (below) recovers 0.79 / 1.07 / 0.92 of the gap on person,
+car and truck, and Reinhard colour transfer and FDA recover 0.00 and 0.26 of what the perfect
+translation does (means). A darker light (exposure 0.5-0.85, contrast 0.65-0.9, noise 4) left
+the source-only detector 16 % of the oracle's mAP.
+
 Perfect translations
 --------------------
 :func:`generate` also renders every source scene in the target style, ``draws`` times (3 by
