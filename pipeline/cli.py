@@ -156,6 +156,15 @@ def _add_translate_parser(sub: argparse._SubParsersAction) -> None:
                     "rank translates its shard and rank 0 merges.",
     )
     p.add_argument("--checkpoint", metavar="PATH", help="MGUIT training checkpoint (last.pt)")
+    p.add_argument("--method", choices=("mguit", "colour_transfer", "fda"), default="mguit",
+                   help="mguit (--checkpoint) or a baseline: Reinhard colour transfer or FDA, "
+                        "styled after --reference (default mguit)")
+    p.add_argument("--reference", metavar="MANIFEST.json",
+                   help="the baselines' target images: a COCO manifest with info.image_root, "
+                        "e.g. runs/<name>/data/target_train.json")
+    p.add_argument("--fda-beta", type=float, default=d.fda_beta, metavar="BETA",
+                   help=f"FDA's low-frequency window, floor(min(H, W) * BETA) (default "
+                        f"{d.fda_beta})")
     p.add_argument("--input", metavar="KITTI_ROOT|MANIFEST.json",
                    help="a KITTI root (image_2/, label_2/) or a COCO manifest from prepare")
     p.add_argument("--output", required=True, metavar="DIR", help="output folder")
@@ -399,19 +408,31 @@ def _translate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int
         summary = merge_outputs(args.output)
         logger.info("merged %d outputs into %s", summary.reused, summary.output)
         return 0
-    if not (args.checkpoint and args.input):
+    baseline = args.method != "mguit"
+    if not baseline and not (args.checkpoint and args.input):
         parser.error("translate needs --checkpoint and --input (or --merge)")
+    if baseline and not (args.reference and args.input):
+        parser.error(f"translate --method {args.method} needs --reference and --input")
+    if baseline and args.checkpoint:
+        parser.error(f"--checkpoint is MGUIT's; --method {args.method} takes --reference")
     options = TranslateConfig(
         direction=args.direction, num_samples=args.num_samples, seed=args.seed,
         batch_size=args.batch_size, workers=args.workers, writers=args.writers, amp=args.amp,
         channels_last=args.channels_last, png_compress_level=args.png_compress_level,
-        on_bad_image=args.on_bad_image)
+        on_bad_image=args.on_bad_image, fda_beta=args.fda_beta)
     try:
         options.validate()
     except ValueError as exc:
         parser.error(f"invalid option: {exc}")
-    translate_dataset(args.input, args.output, args.checkpoint, options, device=args.device,
-                      shard=args.shard, overwrite=args.overwrite)
+    if baseline:
+        from pipeline.translation.methods import build_baseline
+
+        method = build_baseline(args.method, Path(args.reference), options, Path(args.output))
+        translate_dataset(args.input, args.output, options=options, method=method,
+                          shard=args.shard, overwrite=args.overwrite)
+    else:
+        translate_dataset(args.input, args.output, args.checkpoint, options,
+                          device=args.device, shard=args.shard, overwrite=args.overwrite)
     return 0
 
 

@@ -347,3 +347,36 @@ def test_run_trains_and_evaluates_a_detector_per_baseline(tmp_path, tiny_data, c
     assert statuses["translate_baselines"].state == "stale"
     assert "translate.fda_beta" in statuses["translate_baselines"].reason
     assert statuses["translate"].state == "done"
+
+
+# ------------------------------------------------------------------ pipeline translate
+
+def test_pipeline_translate_runs_a_baseline_on_any_kitti_root(tmp_path, capsys):
+    """``pipeline translate --method fda|colour_transfer --reference MANIFEST`` translates a
+    KITTI root without a config: label files byte-identical, the same bytes as the engine's
+    own call, and a clear usage error without the reference or with a checkpoint."""
+    source = write_kitti(tmp_path / "kitti")
+    reference = write_reference(tmp_path / "target", [(64, 48), (80, 40)])
+    for method in ("fda", "colour_transfer"):
+        out = tmp_path / method
+        assert main(["translate", "--method", method, "--input", str(source), "--reference",
+                     str(reference), "--output", str(out), "--workers", "0",
+                     "--fda-beta", "0.05"]) == 0
+        for label in sorted((source / "label_2").iterdir()):
+            assert (out / "label_2" / label.name).read_bytes() == label.read_bytes()
+        assert json.loads((out / "translate.json").read_text())["method"] == method
+    options = replace(OPTIONS, fda_beta=0.05)
+    direct = tmp_path / "direct"
+    translate_dataset(source, direct, options=options,
+                      method=build_baseline("fda", reference, options, direct, progress=False))
+    produced = files(tmp_path / "fda")
+    assert {k: v for k, v in files(direct).items() if k.startswith("image_2/")} == \
+        {k: v for k, v in produced.items() if k.startswith("image_2/")}
+
+    for extra in ([], ["--checkpoint", str(tmp_path / "last.pt"), "--reference",
+                       str(reference)]):
+        with pytest.raises(SystemExit) as exc:
+            main(["translate", "--method", "fda", "--input", str(source), "--output",
+                  str(tmp_path / "bad"), *extra])
+        assert exc.value.code == 2
+    assert "--method fda" in capsys.readouterr().err
