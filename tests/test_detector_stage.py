@@ -21,8 +21,8 @@ def _config(folder, tiny_data, name: str, parallel: int):
 
 
 def _weights(run_dir, train_set: str) -> dict[str, torch.Tensor]:
-    state = torch.load(run_dir / "detector" / train_set / "last.pt", map_location="cpu",
-                       weights_only=True)
+    path = run_dir / "detector" / train_set / "last.pt"
+    state = torch.load(path, map_location="cpu", weights_only=True)
     return state["model"]
 
 

@@ -109,10 +109,12 @@ def diversity_ceiling(source: ImageSet, draws: tuple[ImageSet, ImageSet], inputs
 
 
 def style_ceiling(perfect: ImageSet, target: ImageSet, classes: Sequence[str],
-                  pixels_per_box: int, workers: int) -> dict:
+                  pixels_per_box: int, workers: int, target_pixels: dict | None = None) -> dict:
     """The style distance of ``perfect`` to ``target``: ``{"definition", "per_class": {class:
-    distance}, "mean", "classes_compared"}`` (null for a class without boxes on one side)."""
-    result = style_distance(perfect, target, None, classes, pixels_per_box, workers)
+    distance}, "mean", "classes_compared"}`` (null for a class without boxes on one side).
+    ``target_pixels``: ``target``'s class pixels when the caller has them already."""
+    result = style_distance(perfect, target, None, classes, pixels_per_box, workers,
+                            target_pixels=target_pixels)
     return {"definition": STYLE_DEFINITION,
             "per_class": {c: e["translated"] for c, e in result["per_class"].items()},
             "mean": result["mean"]["translated"],
@@ -121,11 +123,12 @@ def style_ceiling(perfect: ImageSet, target: ImageSet, classes: Sequence[str],
 
 def translation_ceilings(source: ImageSet, perfect: Sequence[ImageSet], target: ImageSet,
                          classes: Sequence[str], settings: MetricsConfig, workers: int,
-                         figures: dict) -> dict:
+                         figures: dict, target_pixels: dict | None = None) -> dict:
     """The ``ceilings`` entry of ``translation.json``: each ceiling of the module docstring and
     the ``fractions`` of the translator's ``figures`` (the entries of ``translation.json``).
     ``source`` is source_train, ``perfect`` its perfect translations (draws 0, 1, ...: at least
-    one; the diversity ceiling needs two), ``target`` the style distance's target images.
+    one; the diversity ceiling needs two), ``target`` the style distance's target images
+    (``target_pixels``: their class pixels, when the caller has them already).
     Without perfect translations the entry is ``{"skipped": NOT_CONFIGURED}``."""
     result = {"source": SOURCE, "manifests": [p.origin.name for p in perfect],
               "edge_correlation": edge_ceiling(source, perfect[0], classes)}
@@ -136,7 +139,8 @@ def translation_ceilings(source: ImageSet, perfect: Sequence[ImageSet], target: 
         result["multimodality"] = {"skipped": f"{SOURCE} lists one perfect translation: the "
                                               "diversity ceiling compares two draws"}
     result["style_distance"] = style_ceiling(perfect[0], target, classes,
-                                             settings.style_pixels_per_box, workers)
+                                             settings.style_pixels_per_box, workers,
+                                             target_pixels)
     result["fractions"] = fractions(figures, result)
     return result
 

@@ -105,11 +105,12 @@ def load_networks(inception_weights: str | Path | None, lpips_weights: str | Pat
 
 def compute(real: ImageSet, fake: ImageSet, source: ImageSet | None, classes: Sequence[str],
             networks: Networks, samples: Samples | str, settings: MetricsConfig, workers: int,
-            device: torch.device) -> dict:
+            device: torch.device, target_pixels: dict | None = None) -> dict:
     """``{"fid", "kid", "is", "cis", "lpips_diversity", "style_distance"}``: each a result or
     ``{"skipped": reason}`` (logged as a warning). ``samples`` is a reason when there are none.
     ``settings`` gives batch size, seed and the caps of each metric; ``workers`` the decoding
-    threads."""
+    threads; ``target_pixels`` the :func:`~pipeline.metrics.style_distance.class_pixels` of
+    ``real`` when the caller has them already."""
     o = settings
     fake = fake.first_samples()
     result: dict[str, dict] = {}
@@ -140,8 +141,10 @@ def compute(real: ImageSet, fake: ImageSet, source: ImageSet | None, classes: Se
         result["is"] = inception.inception_score(fake_out[networks.classifier], o.is_splits,
                                                  o.seed)
     boxes = real.has_boxes and fake.has_boxes
-    target_pixels = (class_pixels(real.items, classes, o.style_pixels_per_box, workers)
-                     if boxes else None)
+    if not boxes:
+        target_pixels = None
+    elif target_pixels is None:
+        target_pixels = class_pixels(real.items, classes, o.style_pixels_per_box, workers)
     _sample_metrics(networks, samples, o.batch_size, device, result, skip, classes,
                     target_pixels, o.style_pixels_per_box)
     if boxes:

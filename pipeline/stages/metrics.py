@@ -126,6 +126,7 @@ def run(ctx: RunContext) -> dict:
     from pipeline.metrics.images import read_image_set
     from pipeline.metrics.read_selectivity import read_selectivity
     from pipeline.metrics.suite import VERSION, Samples, compute, format_summary, load_networks
+    from pipeline.metrics.style_distance import class_pixels
 
     cfg, m = ctx.config, ctx.config.metrics
     device = resolve_device(cfg.run.device)
@@ -147,8 +148,11 @@ def run(ctx: RunContext) -> dict:
 
         samples = Samples(styles(), m.diversity_samples, {"split": diversity_split(ctx)},
                           boxes=[item.boxes for item in inputs])
+        # Decoded once for the translator's style distance and the perfect translation's.
+        target_pixels = (class_pixels(real.items, cfg.data.classes, m.style_pixels_per_box,
+                                      cfg.run.workers) if real.has_boxes else None)
         metrics = compute(real, fake, source, cfg.data.classes, networks, samples, m,
-                          cfg.run.workers, device)
+                          cfg.run.workers, device, target_pixels)
         metrics["read_selectivity"] = read_selectivity(
             translator(), diversity.choose_inputs(source.items, m.selectivity_images or
                                                   len(source.items), m.seed),
@@ -158,7 +162,7 @@ def run(ctx: RunContext) -> dict:
         metrics["ceilings"] = (
             translation_ceilings(read_image_set(ctx.manifest("source_train")),
                                  [read_image_set(p) for p in perfect], real, cfg.data.classes,
-                                 m, cfg.run.workers, metrics)
+                                 m, cfg.run.workers, metrics, target_pixels)
             if perfect else {"skipped": NOT_CONFIGURED})
     except (DatasetError, MetricsError, WeightsError, FileNotFoundError, ValueError) as exc:
         raise StageError(f"metrics: {exc}") from None

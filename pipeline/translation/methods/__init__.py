@@ -36,7 +36,6 @@ import numpy as np
 import torch
 
 from pipeline.config import TranslateConfig
-from pipeline.translation import BASELINES
 from pipeline.translation.methods.colour_transfer import ColourTransfer
 from pipeline.translation.methods.fda import FourierDomainAdaptation
 from pipeline.translation.methods.reference import ReferenceSet
@@ -57,12 +56,12 @@ class TranslationMethod(Protocol):
 
 def build_baseline(name: str, reference_manifest: Path, options: TranslateConfig,
                    out_dir: Path, progress: bool = True) -> TranslationMethod:
-    """The baseline ``name`` (one of :data:`BASELINES`) with its style from the images of
-    ``reference_manifest``; ``out_dir`` is its output folder (colour transfer reuses the
-    reference statistics it finds there)."""
+    """The baseline ``name`` (one of ``pipeline.translation.BASELINES``) with its style from
+    the images of ``reference_manifest``; ``out_dir`` is its output folder (colour transfer
+    reuses the reference statistics it finds there)."""
     reference = ReferenceSet.read(reference_manifest)
     if name == "colour_transfer":
         return ColourTransfer.build(reference, out_dir, progress)
     if name == "fda":
         return FourierDomainAdaptation(reference, options.fda_beta)
-    raise ValueError(f"unknown baseline {name!r} (baselines: {', '.join(BASELINES)})")
+    raise ValueError(f"unknown baseline {name!r} (baselines: colour_transfer, fda)")

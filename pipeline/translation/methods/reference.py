@@ -7,6 +7,7 @@ index (:meth:`ReferenceSet.pick`), so a baseline's output does not depend on bat
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from dataclasses import dataclass
@@ -44,7 +45,7 @@ class ReferenceSet:
     def __len__(self) -> int:
         return len(self.paths)
 
-    @property
+    @functools.cached_property
     def sha256(self) -> str:
         """A hash of the images' paths and sizes, in order (as the source's input digest)."""
         digest = hashlib.sha256()
