@@ -42,6 +42,18 @@ class ModelConfig:
     # cosine 1.000), so unit-vector values written from them are one vector; what tells a car's
     # style from a pedestrian's within an image is the rest (docs/translator.md).
     style_centering: Literal["none", "image"] = "image"
+    # What of the input reaches the output besides its content map: "none" (the paper) or
+    # "luma", the input's luminance detail finer than ``detail_sigma`` pixels added to every
+    # image rendered from its content (mguit/networks/detail.py), so that a stride-4 generator
+    # need not redraw edges it has no resolution for. Paper: none, with which the demo's
+    # objects came out blurred (edges kept inside boxes 0.41 / 0.46 / 0.37 on seeds 0 / 1 / 2;
+    # with luma 0.96 / 0.96 / 0.87, the perfect translation's 0.59; docs/translator.md).
+    detail: Literal["none", "luma"] = "luma"
+    detail_sigma: float = 1.5
+    # What the content encoders see: "rgb" (the paper) or "luma" (the image's luminance on all
+    # three channels), so that no colour can reach a translation through the content and an
+    # object's colours come from its style (a memory read) alone (docs/translator.md).
+    content_input: Literal["rgb", "luma"] = "rgb"
 
     def validate(self) -> None:
         for name in ("base_channels", "num_downsample", "discriminator_channels",
@@ -51,6 +63,8 @@ class ModelConfig:
                 raise ValueError(f"model.{name} must be >= 1")
         if self.init_std <= 0:
             raise ValueError("model.init_std must be > 0")
+        if not (math.isfinite(self.detail_sigma) and self.detail_sigma > 0):
+            raise ValueError(f"model.detail_sigma must be a number > 0, got {self.detail_sigma}")
 
     @property
     def feature_channels(self) -> int:
@@ -147,9 +161,17 @@ class LossConfig:
     # grey levels of difference but lost the content (edges in boxes 0.09-0.29); 0.1 keeps it.
     mode_seeking: float = 0.1
     # The style of eq 7's self-reconstruction: "memory" (the paper: G^x(c^x, s_hat^x), a read
-    # that is a function of the content alone) or "encoder" (DRIT: the style encoder's sample
-    # of the image itself, so that the generator must render what the style says).
-    self_recon_style: Literal["memory", "encoder"] = "memory"
+    # that is a function of the content alone, so an object's own colours can only come back
+    # through the content, and a translation keeps them), "encoder" (DRIT: the style encoder's
+    # sample of the image itself) or "region" (that sample averaged over each memory group's
+    # pixels of the image: the image's own style per class, no finer than a memory read).
+    # Default "region": the reconstructions must be rendered from a style with the spatial
+    # grain of a memory read, but the image's own, so that nothing obliges the content to
+    # carry each object's colours (docs/translator.md, cause 10).
+    self_recon_style: Literal["memory", "encoder", "region"] = "region"
+    # The style of eq 7's cycle reconstruction G^x(c_hat^y, .): "memory" (the paper: a read
+    # with the translation's content) or "encoder" / "region" as above, of the original image.
+    cycle_style: Literal["memory", "encoder", "region"] = "region"
     # MUNIT's content reconstruction: L1 between the content of a translation and that of its
     # input, ||E_c^y(G^y(c^x, s_hat^y)) - c^x||. Paper: 0 (not a term of eq 9), with which one
     # demo seed in three translated into shapes no detector learns from (gap recovered -0.02);
@@ -235,11 +257,11 @@ class TranslatorConfig:
 # trained (the paper's equations); a default that deviates from the paper must not be applied
 # to a model that never had it.
 _BEFORE_KEY_EXISTED = {
-    "model": {"style_centering": "none"},
+    "model": {"style_centering": "none", "detail": "none", "content_input": "rgb"},
     "memory": {"read_temperature": 1.0, "update_temperature": 1.0, "update_rate": 1.0,
                "write_features": "raw", "positive": "nearest", "loss_reduction": "pixel"},
     "loss": {"random_style_adv": False, "mode_seeking": 0.0, "self_recon_style": "memory",
-             "content_recon": 0.0},
+             "cycle_style": "memory", "content_recon": 0.0},
 }
 
 

@@ -16,8 +16,14 @@ The trainer owns the optimisers and the order of these steps. At test time,
 Where the paper defers to DRIT and DRIT's choices do not carry over to a spatial style map, the
 choices made here are:
 
-* self-reconstruction ``G^x(c^x, s_hat^x)`` reads x's own values with x's content (eq 7 uses
-  the memory read, not the encoder's style, so the generator only ever sees memory reads);
+* the styles of eq 7's self- and cycle reconstructions are ``loss.self_recon_style`` and
+  ``loss.cycle_style``: the memory read (the paper), the image's own style sample, or that
+  sample averaged over each memory group of the image (``region``, the default: a memory read
+  is a function of the content, so reconstructing from it obliges the content to carry each
+  object's colours, and a translation keeps them);
+* with ``model.detail: luma`` every image rendered from an input's content gets that input's
+  fine luminance detail (:mod:`mguit.networks.detail`; a cycle reconstruction that of the
+  translation it starts from);
 * the style encoder is a VAE (KL term): its mean updates the values (eq 6), its samples are
   pulled to their items by eq 8;
 * latent regression: a translation made with random style values (``MemoryConfig.sample_noise``)
@@ -42,6 +48,7 @@ from mguit.config import TranslatorConfig
 from mguit.memory import ClassAwareMemory
 from mguit.networks import (ContentDiscriminator, ContentEncoder, Generator,
                             MultiScaleDiscriminator, StyleEncoder)
+from mguit.networks.detail import add_detail, luma_detail
 
 X, Y = 0, 1
 DIRECTIONS = {"source_to_target": (X, Y), "target_to_source": (Y, X)}
@@ -96,6 +103,18 @@ class MGUIT(nn.Module):
     def discriminator_parameters(self) -> list[nn.Parameter]:
         return list(self.discriminators.parameters())
 
+    def detail(self, images: Tensor) -> Tensor | None:
+        """What of ``images`` ``(B, 3, H, W)`` the generators add to what they render from
+        their content: ``(B, 1, H, W)`` luminance detail, or None (``model.detail: none``)."""
+        if self.cfg.model.detail == "none":
+            return None
+        return luma_detail(images, self.cfg.model.detail_sigma)
+
+    def render(self, domain: int, content: Tensor, style: Tensor,
+               detail: Tensor | None) -> Tensor:
+        """``G^domain(content, style)`` plus the detail of the image the content came from."""
+        return add_detail(self.generators[domain](content, style), detail)
+
     def feature_mask(self, mask: Tensor | None, size: tuple[int, int]) -> Tensor | None:
         """Class mask ``(B, H, W)`` at image resolution -> ``(B, h, w)`` at feature resolution.
 
@@ -123,7 +142,7 @@ class MGUIT(nn.Module):
             (of ``fake_x``) and ``c_fake_y``; with ``loss.mode_seeking`` a second random-style
             translation ``random2_*`` with its style ``random2_style_*``.
         """
-        mem, G = self.memory, self.generators
+        mem, render = self.memory, self.render
         image_x, image_y = batch["image_x"], batch["image_y"]
         out: dict[str, Tensor] = {}
         c_x = self.content_encoder(image_x, X)
@@ -137,35 +156,48 @@ class MGUIT(nn.Module):
             stats = self.style_encoders[d](image)
             out[f"mu_{name}"], out[f"logvar_{name}"] = stats["mu"], stats["logvar"]
             out[f"s_{name}"] = losses.reparameterize(stats["mu"], stats["logvar"])
+        d_x, d_y = self.detail(image_x), self.detail(image_y)
 
-        out["fake_y"] = G[Y](c_x, mem.read(c_x, Y, m_x))
-        out["fake_x"] = G[X](c_y, mem.read(c_y, X, m_y))
-        if self.cfg.loss.self_recon_style == "encoder":
-            out["recon_x"] = G[X](c_x, out["s_x"])
-            out["recon_y"] = G[Y](c_y, out["s_y"])
-        else:
-            out["recon_x"] = G[X](c_x, mem.read(c_x, X, m_x))
-            out["recon_y"] = G[Y](c_y, mem.read(c_y, Y, m_y))
+        out["fake_y"] = render(Y, c_x, mem.read(c_x, Y, m_x), d_x)
+        out["fake_x"] = render(X, c_y, mem.read(c_y, X, m_y), d_y)
+        recon = self.cfg.loss.self_recon_style
+        out["recon_x"] = render(X, c_x, self._own_style(recon, out, X, c_x, m_x), d_x)
+        out["recon_y"] = render(Y, c_y, self._own_style(recon, out, Y, c_y, m_y), d_y)
         # Translating keeps the geometry, so the masks of the inputs hold for the fakes.
         c_fake_y = self.content_encoder(out["fake_y"], Y)
         c_fake_x = self.content_encoder(out["fake_x"], X)
         out.update(c_fake_x=c_fake_x, c_fake_y=c_fake_y)
-        out["cycle_x"] = G[X](c_fake_y, mem.read(c_fake_y, X, m_x))
-        out["cycle_y"] = G[Y](c_fake_x, mem.read(c_fake_x, Y, m_y))
+        cycle = self.cfg.loss.cycle_style
+        out["cycle_x"] = render(X, c_fake_y, self._own_style(cycle, out, X, c_fake_y, m_x),
+                                self.detail(out["fake_y"]))
+        out["cycle_y"] = render(Y, c_fake_x, self._own_style(cycle, out, Y, c_fake_x, m_y),
+                                self.detail(out["fake_x"]))
 
         noise = self.cfg.memory.sample_noise
-        for src, dst, name, content, m in ((Y, X, "x", c_y, m_y), (X, Y, "y", c_x, m_x)):
+        for dst, name, content, m, detail in ((X, "x", c_y, m_y, d_y), (Y, "y", c_x, m_x, d_x)):
             values = mem.sample_values(dst, noise, batch=content.shape[0])
             style = mem.read(content, dst, m, values=values)
-            out[f"random_{name}"] = G[dst](content, style)
+            out[f"random_{name}"] = render(dst, content, style, detail)
             out[f"random_style_{name}"] = style
             out[f"random_mu_{name}"] = self.style_encoders[dst](out[f"random_{name}"])["mu"]
             if self.cfg.loss.mode_seeking > 0:
                 values = mem.sample_values(dst, noise, batch=content.shape[0])
                 style = mem.read(content, dst, m, values=values)
-                out[f"random2_{name}"] = G[dst](content, style)
+                out[f"random2_{name}"] = render(dst, content, style, detail)
                 out[f"random2_style_{name}"] = style
         return out
+
+    def _own_style(self, kind: str, out: dict[str, Tensor], domain: int, content: Tensor,
+                   mask: Tensor | None) -> Tensor:
+        """The style a reconstruction of domain ``domain``'s image is rendered with: a memory
+        read with ``content`` (eq 7), the image's own style sample, or that sample averaged
+        per memory group (``loss.self_recon_style`` / ``loss.cycle_style``)."""
+        if kind == "memory":
+            return self.memory.read(content, domain, mask)
+        style = out["s_x" if domain == X else "s_y"]
+        if kind == "encoder":
+            return style
+        return region_mean(style, mask, len(self.memory.groups))
 
     def discriminator_losses(self, out: dict[str, Tensor], batch: dict[str, Tensor]
                              ) -> dict[str, Tensor]:
@@ -280,6 +312,7 @@ class MGUIT(nn.Module):
             mode = "reflect" if pad_h < h and pad_w < w else "replicate"
             images = F.pad(images, (0, pad_w, 0, pad_h), mode=mode)
         content = self.content_encoder(images, src)
+        detail = self.detail(images)
         outputs = []
         for k in range(num_samples):
             values = None
@@ -288,7 +321,7 @@ class MGUIT(nn.Module):
                 if seeds is None:
                     values = values[0]
             style = self.memory.read(content, dst, values=values)
-            outputs.append(self.generators[dst](content, style)[..., :h, :w])
+            outputs.append(self.render(dst, content, style, detail)[..., :h, :w])
         return torch.stack(outputs)
 
     def _style_values(self, domain: int, k: int, seeds: Sequence[int]) -> Tensor:
@@ -299,6 +332,20 @@ class MGUIT(nn.Module):
                                       generator=torch.Generator().manual_seed(_sample_seed(s, k)))
             for s in seeds
         ])
+
+
+def region_mean(style: Tensor, mask: Tensor | None, groups: int) -> Tensor:
+    """Each pixel's style replaced by the mean over the pixels of its group in its image.
+
+    ``style (B, C, h, w)``, ``mask (B, h, w)`` group indices in ``[0, groups)`` -> ``(B, C, h, w)``;
+    without a mask (a target without boxes) the whole image is one group.
+    """
+    if mask is None:
+        return style.mean(dim=(2, 3), keepdim=True).expand_as(style)
+    onehot = F.one_hot(mask, groups).permute(0, 3, 1, 2).to(style.dtype)     # (B, G, h, w)
+    sums = torch.einsum("bchw,bghw->bcg", style, onehot)
+    means = sums / onehot.sum(dim=(2, 3)).clamp(min=1)[:, None]
+    return torch.einsum("bcg,bghw->bchw", means, onehot)
 
 
 def _sample_seed(seed: int, k: int) -> int:

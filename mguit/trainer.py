@@ -44,7 +44,7 @@ from torch.utils.tensorboard import SummaryWriter
 from torchvision.utils import make_grid, save_image
 from tqdm import tqdm
 
-from mguit.config import TranslatorConfig
+from mguit.config import TranslatorConfig, translator_config_from_dict
 from mguit.data import BoxImage, IterationSampler, UnpairedBoxDataset, records_fingerprint
 from mguit.distributed import distributed_context, resolve_device
 from mguit.model import MGUIT
@@ -258,7 +258,9 @@ class Trainer:
         if known is not None and known != self.data_id:
             raise DataChangedError(f"{path}: the checkpoint was trained on other images or "
                                    "boxes")
-        changed = config_changes(state["config"], asdict(self.cfg))
+        # A setting added since the checkpoint was written counts with the value it had then.
+        saved = asdict(translator_config_from_dict(state["config"]))
+        changed = config_changes(saved, asdict(self.cfg))
         if changed:
             raise CheckpointError(
                 f"{path}: the checkpoint was trained with other settings ({'; '.join(changed)}); "

@@ -169,6 +169,7 @@ def test_small_random_model_options_change_what_they_say():
     torch.manual_seed(0)
     batch = random_batch()
     cfg = tiny_config()
+    cfg.model.detail = "none"
     cfg.loss.self_recon_style = "encoder"
     cfg.loss.random_style_adv = True
     model = MGUIT(cfg)
@@ -245,6 +246,27 @@ def test_resume_refuses_a_checkpoint_of_another_model(tmp_path, manifests):
     other.memory.items = {"person": 2, "car": 2, "truck": 1, "bicycle": 1, "background": 2}
     with pytest.raises(ValueError, match=r"other settings \(translator\.memory\.items: .*\)"):
         Trainer(other, *manifests, out_dir=tmp_path, device="cpu", progress=False).train()
+
+
+def test_resume_counts_a_setting_newer_than_the_checkpoint_at_its_old_value(tmp_path,
+                                                                            manifests):
+    first = tiny_config(iterations=2)
+    first.loss.cycle_style = "memory"
+    Trainer(first, *manifests, out_dir=tmp_path, device="cpu", progress=False).train()
+    path = tmp_path / "checkpoints" / "last.pt"
+    state = torch.load(path, weights_only=True)
+    # As written before these keys existed.
+    del state["config"]["model"]["content_input"], state["config"]["loss"]["cycle_style"]
+    torch.save(state, path)
+    resumed = Trainer(tiny_config(iterations=3), *manifests, out_dir=tmp_path, device="cpu",
+                      progress=False)
+    with pytest.raises(ValueError, match=r"translator\.loss\.cycle_style: 'memory' -> 'region'"):
+        resumed.train()
+    same = tiny_config(iterations=3)
+    same.loss.cycle_style = "memory"
+    trainer = Trainer(same, *manifests, out_dir=tmp_path, device="cpu", progress=False)
+    trainer.train()
+    assert trainer.iteration == 3
 
 
 @pytest.mark.slow

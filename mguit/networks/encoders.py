@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from mguit.config import ModelConfig
 from mguit.networks.blocks import ResBlock, check_image, downsampling_layers, init_weights
+from mguit.networks.detail import luma
 
 
 class ContentEncoder(nn.Module):
@@ -31,6 +32,7 @@ class ContentEncoder(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.stride = cfg.stride
+        self.luma_input = cfg.content_input == "luma"
         channels = cfg.feature_channels
         self.stems = nn.ModuleList(
             nn.Sequential(
@@ -45,6 +47,8 @@ class ContentEncoder(nn.Module):
 
     def forward(self, image: Tensor, domain: int | Tensor) -> Tensor:
         check_image(image, self.stride)
+        if self.luma_input:
+            image = luma(image).expand_as(image)
         if isinstance(domain, Tensor):
             features = self._mixed_stems(image, domain)
         elif domain in (0, 1):

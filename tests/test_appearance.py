@@ -1,0 +1,152 @@
+"""Where an image's appearance can travel in MGUIT besides the memory: the luminance detail
+added to rendered images (``model.detail``), what the content encoders see
+(``model.content_input``) and the styles reconstructions use (``loss.self_recon_style``,
+``loss.cycle_style``)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from mguit.model import MGUIT
+from mguit.networks.detail import add_detail, luma_detail
+from test_translator import random_batch, tiny_config
+
+
+def test_constant_image_has_no_detail_at_any_size():
+    for h, w in ((1, 1), (3, 5), (16, 9)):
+        image = torch.full((2, 3, h, w), 0.3)
+        torch.testing.assert_close(luma_detail(image, 1.5), torch.zeros(2, 1, h, w))
+
+
+def test_single_bright_pixel_by_hand():
+    # Luma of pure green is 0.587. sigma = 0.5: radius ceil(1.5) = 2, taps -2..2 with weights
+    # exp(-2 t^2); the blur of a lone pixel at its own place is the centre weight squared.
+    image = torch.zeros(1, 3, 9, 9)
+    image[0, 1, 4, 4] = 1.0
+    weights = [math.exp(-2 * t * t) for t in range(-2, 3)]
+    centre = weights[2] / sum(weights)
+    side = weights[3] / sum(weights)
+    detail = luma_detail(image, 0.5)
+    assert detail[0, 0, 4, 4].item() == pytest.approx(0.587 * (1 - centre ** 2), rel=1e-5)
+    assert detail[0, 0, 4, 5].item() == pytest.approx(-0.587 * centre * side, rel=1e-5)
+    assert detail[0, 0, 0, 0].item() == pytest.approx(0.0, abs=1e-7)
+    # One channel: luminance, added alike to R, G and B.
+    assert detail.shape == (1, 1, 9, 9)
+
+
+def test_luma_detail_rejects_bad_input():
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        luma_detail(torch.zeros(1, 1, 4, 4), 1.0)
+    with pytest.raises(ValueError, match="sigma"):
+        luma_detail(torch.zeros(1, 3, 4, 4), 0.0)
+
+
+def test_add_detail_adds_to_every_channel_and_clamps():
+    rendered = torch.tensor([0.5, -0.2, 0.9]).view(1, 3, 1, 1)
+    detail = torch.tensor([0.3]).view(1, 1, 1, 1)
+    torch.testing.assert_close(add_detail(rendered, detail).flatten(),
+                               torch.tensor([0.8, 0.1, 1.0]))
+    assert add_detail(rendered, None) is rendered
+
+
+def test_small_random_model_renders_with_the_inputs_detail():
+    torch.manual_seed(0)
+    cfg = tiny_config()
+    cfg.model.detail = "luma"
+    cfg.model.detail_sigma = 1.0
+    cfg.loss.cycle_style = "memory"
+    model = MGUIT(cfg)
+    batch = random_batch()
+    out = model(batch)
+    d_x = luma_detail(batch["image_x"], 1.0)
+    expected = (model.generators[1](out["c_x"], model.memory.read(out["c_x"], 1, out["m_x"]))
+                + d_x).clamp(-1, 1)
+    torch.testing.assert_close(out["fake_y"], expected)
+    # The cycle adds the detail of the translation it starts from, not of the original.
+    d_fake = luma_detail(out["fake_y"], 1.0)
+    expected_cycle = (model.generators[0](out["c_fake_y"], model.memory.read(
+        out["c_fake_y"], 0, out["m_x"])) + d_fake).clamp(-1, 1)
+    torch.testing.assert_close(out["cycle_x"], expected_cycle)
+    # Gradients still reach the generators through the clamp.
+    model.generator_losses(out, batch)["total"].backward()
+    assert sum(p.grad.abs().sum() for p in model.generators[1].parameters()
+               if p.grad is not None) > 0
+    # Test time: sample 0 is the generator's rendering of the memory read plus the detail,
+    # at any size (the padding to the stride is cropped back with the detail).
+    model.eval()
+    images = torch.rand(2, 3, 13, 22) * 2 - 1
+    translated = model.translate(images, num_samples=2, seed=3)
+    assert translated.shape == (2, 2, 3, 13, 22)
+    plain = tiny_config()
+    plain.model.detail = "none"
+    baseline = MGUIT(plain)
+    baseline.load_state_dict(model.state_dict())
+    baseline.eval()
+    difference = translated[0] - baseline.translate(images)[0]
+    unclamped = translated[0].abs() < 1
+    torch.testing.assert_close(difference[unclamped],
+                               luma_detail(torch.nn.functional.pad(
+                                   images, (0, 2, 0, 3), mode="reflect"), 1.0)[
+                                   ..., :13, :22].expand_as(difference)[unclamped])
+
+
+def test_region_mean_by_hand():
+    from mguit.model import region_mean
+
+    style = torch.tensor([[1.0, 2.0], [3.0, 6.0]]).view(1, 1, 2, 2).repeat(1, 2, 1, 1)
+    style[:, 1] *= -1
+    mask = torch.tensor([[0, 1], [1, 1]]).view(1, 2, 2)
+    # Group 0: the pixel 1.0 alone; group 1: mean of 2, 3, 6 = 11 / 3; group 2 is empty.
+    expected = torch.tensor([[1.0, 11 / 3], [11 / 3, 11 / 3]])
+    out = region_mean(style, mask, 3)
+    torch.testing.assert_close(out[0, 0], expected)
+    torch.testing.assert_close(out[0, 1], -expected)
+    torch.testing.assert_close(region_mean(style, None, 3)[0, 0], torch.full((2, 2), 3.0))
+
+
+def test_small_random_model_reconstructions_use_the_styles_they_say():
+    from mguit.model import region_mean
+
+    torch.manual_seed(0)
+    cfg = tiny_config()
+    cfg.model.detail = "none"
+    cfg.loss.self_recon_style = "region"
+    cfg.loss.cycle_style = "encoder"
+    model = MGUIT(cfg)
+    batch = random_batch()
+    out = model(batch)
+    groups = len(model.memory.groups)
+    torch.testing.assert_close(out["recon_y"], model.generators[1](
+        out["c_y"], region_mean(out["s_y"], out["m_y"], groups)))
+    # The cycle renders x back from its translation's content with x's own style.
+    torch.testing.assert_close(out["cycle_x"], model.generators[0](out["c_fake_y"], out["s_x"]))
+    model.generator_losses(out, batch)["total"].backward()
+    assert sum(p.grad.abs().sum() for p in model.style_encoders[1].parameters()
+               if p.grad is not None) > 0
+
+
+def test_small_random_model_luma_content_cannot_see_colour():
+    from mguit.networks import ContentEncoder
+
+    torch.manual_seed(0)
+    cfg = tiny_config().model
+    cfg.content_input = "luma"
+    encoder = ContentEncoder(cfg)
+    image = torch.rand(1, 3, 16, 16) * 2 - 1
+    grey = (0.299 * image[:, 0] + 0.587 * image[:, 1] + 0.114 * image[:, 2])[:, None]
+    # Other colours of the same luminance: R and B moved against each other, pixel by pixel.
+    shift = 0.2 * torch.rand(16, 16)
+    recoloured = image.clone()
+    recoloured[:, 0] += shift
+    recoloured[:, 2] -= 0.299 * shift / 0.114
+    for domain in (0, 1):
+        reference = encoder(grey.expand(1, 3, 16, 16), domain)
+        torch.testing.assert_close(encoder(image, domain), reference)
+        torch.testing.assert_close(encoder(recoloured, domain), reference, atol=1e-5, rtol=1e-4)
+    cfg.content_input = "rgb"
+    rgb = ContentEncoder(cfg)
+    rgb.load_state_dict(encoder.state_dict())
+    assert not torch.allclose(rgb(image, 0), rgb(recoloured, 0), atol=1e-4)
