@@ -172,12 +172,22 @@ class LossConfig:
     # The style of eq 7's cycle reconstruction G^x(c_hat^y, .): "memory" (the paper: a read
     # with the translation's content) or "encoder" / "region" as above, of the original image.
     cycle_style: Literal["memory", "encoder", "region"] = "region"
+    # What "encoder" and "region" take of the style encoder's Gaussian: its "sample" (a VAE's
+    # reconstruction) or its "mean". The sample's noise has the prior's unit variance (the KL
+    # term keeps it there) against a mean that varies ~0.05 across pixels (docs/translator.md,
+    # cause 12), so a reconstruction from the sample is a reconstruction from noise.
+    own_style: Literal["sample", "mean"] = "sample"
     # MUNIT's content reconstruction: L1 between the content of a translation and that of its
     # input, ||E_c^y(G^y(c^x, s_hat^y)) - c^x||. Paper: 0 (not a term of eq 9), with which one
     # demo seed in three translated into shapes no detector learns from (gap recovered -0.02);
     # 1.0: gap 0.36 / 0.44 / 0.20 on seeds 0 / 1 / 2, against 0.45 / -0.02 / 0.12
     # (docs/translator.md).
     content_recon: float = 1.0
+    # Colour reconstruction: L1 between the chroma (each pixel minus its luma) of the self- and
+    # cycle reconstructions and that of their inputs. Paper: 0 (no such term). The L1 terms of
+    # eq 7 are dominated by luminance, which the content alone restores (docs/translator.md,
+    # cause 12); this term weighs what only a style can restore.
+    chroma_recon: float = 0.0
 
     def validate(self) -> None:
         for name, value in vars(self).items():
@@ -261,7 +271,8 @@ _BEFORE_KEY_EXISTED = {
     "memory": {"read_temperature": 1.0, "update_temperature": 1.0, "update_rate": 1.0,
                "write_features": "raw", "positive": "nearest", "loss_reduction": "pixel"},
     "loss": {"random_style_adv": False, "mode_seeking": 0.0, "self_recon_style": "memory",
-             "cycle_style": "memory", "content_recon": 0.0},
+             "cycle_style": "memory", "own_style": "sample", "content_recon": 0.0,
+             "chroma_recon": 0.0},
 }
 
 

@@ -48,7 +48,7 @@ from mguit.config import TranslatorConfig
 from mguit.memory import ClassAwareMemory
 from mguit.networks import (ContentDiscriminator, ContentEncoder, Generator,
                             MultiScaleDiscriminator, StyleEncoder)
-from mguit.networks.detail import add_detail, luma_detail
+from mguit.networks.detail import add_detail, chroma, luma_detail
 
 X, Y = 0, 1
 DIRECTIONS = {"source_to_target": (X, Y), "target_to_source": (Y, X)}
@@ -194,7 +194,8 @@ class MGUIT(nn.Module):
         per memory group (``loss.self_recon_style`` / ``loss.cycle_style``)."""
         if kind == "memory":
             return self.memory.read(content, domain, mask)
-        style = out["s_x" if domain == X else "s_y"]
+        prefix = "s" if self.cfg.loss.own_style == "sample" else "mu"
+        style = out[f"{prefix}_{'x' if domain == X else 'y'}"]
         if kind == "encoder":
             return style
         return region_mean(style, mask, len(self.memory.groups))
@@ -242,6 +243,10 @@ class MGUIT(nn.Module):
                 losses.mode_seeking_loss(out[f"random_{n}"], out[f"random2_{n}"],
                                          out[f"random_style_{n}"], out[f"random2_style_{n}"])
                 for n in ("x", "y"))
+        if w.chroma_recon > 0:
+            terms["chroma_recon"] = sum(
+                losses.l1(chroma(out[f"{kind}_{n}"]), chroma(image))
+                for kind in ("recon", "cycle") for n, image in (("x", image_x), ("y", image_y)))
         if w.content_recon > 0:
             terms["content_recon"] = (losses.l1(out["c_fake_y"], out["c_x"])
                                       + losses.l1(out["c_fake_x"], out["c_y"]))

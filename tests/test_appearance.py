@@ -126,6 +126,12 @@ def test_small_random_model_reconstructions_use_the_styles_they_say():
     model.generator_losses(out, batch)["total"].backward()
     assert sum(p.grad.abs().sum() for p in model.style_encoders[1].parameters()
                if p.grad is not None) > 0
+    # own_style: mean renders from the Gaussian's mean instead of its sample.
+    cfg.loss.own_style = "mean"
+    out = model(batch)
+    torch.testing.assert_close(out["recon_y"], model.generators[1](
+        out["c_y"], region_mean(out["mu_y"], out["m_y"], groups)))
+    torch.testing.assert_close(out["cycle_x"], model.generators[0](out["c_fake_y"], out["mu_x"]))
 
 
 def test_small_random_model_luma_content_cannot_see_colour():
@@ -150,3 +156,25 @@ def test_small_random_model_luma_content_cannot_see_colour():
     rgb = ContentEncoder(cfg)
     rgb.load_state_dict(encoder.state_dict())
     assert not torch.allclose(rgb(image, 0), rgb(recoloured, 0), atol=1e-4)
+
+
+def test_small_random_model_chroma_reconstruction_weighs_colour_only():
+    from mguit.networks.detail import chroma
+
+    grey = torch.full((1, 3, 2, 2), 0.4)
+    torch.testing.assert_close(chroma(grey), torch.zeros(1, 3, 2, 2))
+    red = torch.tensor([1.0, -1.0, -1.0]).view(1, 3, 1, 1)
+    # luma = 0.299 - 0.587 - 0.114 = -0.402
+    torch.testing.assert_close(chroma(red).flatten(), torch.tensor([1.402, -0.598, -0.598]))
+    torch.manual_seed(0)
+    cfg = tiny_config()
+    cfg.loss.chroma_recon = 3.0
+    model = MGUIT(cfg)
+    batch = random_batch()
+    out = model(batch)
+    losses = model.generator_losses(out, batch)
+    expected = 3.0 * sum((chroma(out[f"{kind}_{n}"]) - chroma(batch[f"image_{n}"])).abs().mean()
+                         for kind in ("recon", "cycle") for n in ("x", "y"))
+    torch.testing.assert_close(losses["chroma_recon"], expected)
+    cfg.loss.chroma_recon = 0.0
+    assert "chroma_recon" not in MGUIT(cfg).generator_losses(out, batch)

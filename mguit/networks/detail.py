@@ -28,6 +28,11 @@ def luma(images: Tensor) -> Tensor:
     return (images * weights).sum(dim=1, keepdim=True)
 
 
+def chroma(images: Tensor) -> Tensor:
+    """``(B, 3, H, W)`` -> ``(B, 3, H, W)``: each pixel minus its luma (zero on greys)."""
+    return images - luma(images)
+
+
 def luma_detail(images: Tensor, sigma: float) -> Tensor:
     """``(B, 3, H, W)`` images -> ``(B, 1, H, W)``: luma minus its Gaussian blur (std ``sigma``
     pixels, kernel ``2 * ceil(3 sigma) + 1`` taps, the border pixels repeated outwards, so that
