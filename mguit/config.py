@@ -167,15 +167,15 @@ class LossConfig:
     # pixels of the image: the image's own style per class, no finer than a memory read).
     # Default "region": the reconstructions must be rendered from a style with the spatial
     # grain of a memory read, but the image's own, so that nothing obliges the content to
-    # carry each object's colours (docs/translator.md, cause 10).
+    # carry each object's colours (docs/translator.md, cause 11).
     self_recon_style: Literal["memory", "encoder", "region"] = "region"
     # The style of eq 7's cycle reconstruction G^x(c_hat^y, .): "memory" (the paper: a read
     # with the translation's content) or "encoder" / "region" as above, of the original image.
     cycle_style: Literal["memory", "encoder", "region"] = "region"
     # What "encoder" and "region" take of the style encoder's Gaussian: its "sample" (a VAE's
-    # reconstruction) or its "mean". The sample's noise has the prior's unit variance (the KL
-    # term keeps it there) against a mean that varies ~0.05 across pixels (docs/translator.md,
-    # cause 12), so a reconstruction from the sample is a reconstruction from noise.
+    # reconstruction) or its "mean". The sample's noise keeps unit variance (std 1.0-1.1 per
+    # channel, with or without the KL term) around a mean that varies ~0.05 across pixels
+    # (docs/translator.md, cause 12), so a reconstruction from it is one from noise.
     own_style: Literal["sample", "mean"] = "sample"
     # MUNIT's content reconstruction: L1 between the content of a translation and that of its
     # input, ||E_c^y(G^y(c^x, s_hat^y)) - c^x||. Paper: 0 (not a term of eq 9), with which one
