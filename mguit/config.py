@@ -37,6 +37,12 @@ class ModelConfig:
     # the layers before a normalisation take relative steps of ~20 % per Adam step and the last
     # layers start ~50x too small; measured on the demo, edges kept 0.26 -> 0.36 inside boxes.
     init_std: float = 0.02
+    # How the style encoder's layers start: "normal", N(0, init_std) as every other layer (the
+    # paper), or "kaiming" (He's fan-in init for ReLU layers). The style encoder has no
+    # normalisation, so at N(0, 0.02) its activations shrink ~2x per layer (mu ~ 3e-4 against
+    # the sample's noise of 1) while Adam moves every bias by ~lr per step whatever the scale:
+    # biases overtake the signal and its ReLUs die (docs/translator.md, cause 14).
+    style_init: Literal["normal", "kaiming"] = "normal"
     # The style encoder's mean, per image and channel, taken off its style map: "none" (the
     # paper) or "image". Its maps share one large direction at every pixel (class means at
     # cosine 1.000), so unit-vector values written from them are one vector; what tells a car's
@@ -112,6 +118,11 @@ class MemoryConfig:
     # Eq 8's positive. Paper: the "nearest" item of the pixel's class (its other items count
     # as negatives); "class": all the class's items, i.e. -log of the test-time read mass.
     positive: Literal["nearest", "class"] = "class"
+    # Which items a pixel writes to in eq 5-6. Paper: "softmax", every item of its class, by
+    # eq 5's softmax over the pixels; then all items of a class receive nearly the same mean
+    # and become one (within-class key cosine 1.00 in every run, docs/translator.md, cause 15).
+    # "nearest": only its nearest item of its class, as the same authors' MNAD memory.
+    update_assignment: Literal["softmax", "nearest"] = "softmax"
     # Eq 8's sum over pixels. Paper: "pixel" (the background's pixels dominate);
     # "class_balanced": the mean over each group's pixels, then over the groups present.
     loss_reduction: Literal["pixel", "class_balanced"] = "class_balanced"
@@ -164,15 +175,18 @@ class LossConfig:
     # that is a function of the content alone, so an object's own colours can only come back
     # through the content, and a translation keeps them), "encoder" (DRIT: the style encoder's
     # sample of the image itself) or "region" (that sample averaged over each memory group's
-    # pixels of the image: the image's own style per class, no finer than a memory read).
+    # pixels of the image: the image's own style per class, no finer than a memory read) or
+    # "object" (averaged over each box's pixels instead, the background over its own: an
+    # object's own look, which a per-class mean averages with its class's other objects).
     # Default "region": the reconstructions must be rendered from a style with the spatial
     # grain of a memory read, but the image's own, so that nothing obliges the content to
     # carry each object's colours (docs/translator.md, cause 11).
-    self_recon_style: Literal["memory", "encoder", "region"] = "region"
+    self_recon_style: Literal["memory", "encoder", "region", "object"] = "region"
     # The style of eq 7's cycle reconstruction G^x(c_hat^y, .): "memory" (the paper: a read
-    # with the translation's content) or "encoder" / "region" as above, of the original image.
-    cycle_style: Literal["memory", "encoder", "region"] = "region"
-    # What "encoder" and "region" take of the style encoder's Gaussian: its "sample" (a VAE's
+    # with the translation's content) or "encoder" / "region" / "object" as above, of the
+    # original image.
+    cycle_style: Literal["memory", "encoder", "region", "object"] = "region"
+    # What "encoder", "region" and "object" take of the style encoder's Gaussian: its "sample" (a VAE's
     # reconstruction) or its "mean". The sample's noise keeps unit variance (std 1.0-1.1 per
     # channel, with or without the KL term) around a mean that varies ~0.05 across pixels
     # (docs/translator.md, cause 12), so a reconstruction from it is one from noise.
@@ -267,9 +281,11 @@ class TranslatorConfig:
 # trained (the paper's equations); a default that deviates from the paper must not be applied
 # to a model that never had it.
 _BEFORE_KEY_EXISTED = {
-    "model": {"style_centering": "none", "detail": "none", "content_input": "rgb"},
+    "model": {"style_centering": "none", "detail": "none", "content_input": "rgb",
+              "style_init": "normal"},
     "memory": {"read_temperature": 1.0, "update_temperature": 1.0, "update_rate": 1.0,
-               "write_features": "raw", "positive": "nearest", "loss_reduction": "pixel"},
+               "write_features": "raw", "positive": "nearest", "loss_reduction": "pixel",
+               "update_assignment": "softmax"},
     "loss": {"random_style_adv": False, "mode_seeking": 0.0, "self_recon_style": "memory",
              "cycle_style": "memory", "own_style": "sample", "content_recon": 0.0,
              "chroma_recon": 0.0},

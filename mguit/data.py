@@ -94,13 +94,28 @@ def class_mask(
     equals ``class_mask(h, w, boxes - [ox, oy, ox, oy], ...)``, which is how the dataset builds
     masks at crop size without painting the whole image.
     """
+    count = len(np.asarray(boxes).reshape(-1, 4))
+    if len(labels) != count:
+        raise ValueError(f"{count} boxes but {len(labels)} labels")
+    groups = [group_index[label] for label in labels]  # KeyError names an unmapped class
+    return _paint_boxes(height, width, boxes, groups, background)
+
+
+def object_mask(height: int, width: int,
+                boxes: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
+    """Which box every pixel belongs to, ``(H, W)`` int64: ``k + 1`` for the ``k``-th box of
+    ``boxes`` ``(K, 4)``, 0 outside every box; the pixel and overlap rules of
+    :func:`class_mask`, so an object's pixels are those its class takes there."""
+    count = len(np.asarray(boxes).reshape(-1, 4))
+    return _paint_boxes(height, width, boxes, range(1, count + 1), 0)
+
+
+def _paint_boxes(height: int, width: int, boxes: np.ndarray | Sequence[Sequence[float]],
+                 values: Sequence[int], fill: int) -> np.ndarray:
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    if len(labels) != len(boxes):
-        raise ValueError(f"{len(boxes)} boxes but {len(labels)} labels")
     if not np.all(np.isfinite(boxes)) or np.any(boxes[:, 2:] < boxes[:, :2]):
         raise ValueError("boxes must be finite x0, y0, x1, y1 with x0 <= x1 and y0 <= y1")
-    groups = [group_index[label] for label in labels]  # KeyError names an unmapped class
-    mask = np.full((height, width), background, dtype=np.int64)
+    mask = np.full((height, width), fill, dtype=np.int64)
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     # Painting in decreasing area lets smaller boxes overwrite larger ones; the stable sort on
     # -area keeps file order among equal areas, so the later box wins there.
@@ -109,7 +124,7 @@ def class_mask(
         j0, j1 = _pixel_span(x0, x1, width)
         i0, i1 = _pixel_span(y0, y1, height)
         if j0 < j1 and i0 < i1:
-            mask[i0:i1, j0:j1] = groups[index]
+            mask[i0:i1, j0:j1] = values[index]
     return mask
 
 
@@ -154,10 +169,12 @@ class UnpairedBoxDataset(Dataset):
     resampled, so it is exact.
 
     Item: ``image_x``, ``image_y``: ``(3, crop, crop)`` float32 in ``[-1, 1]``; ``mask_x``,
-    ``mask_y``: ``(crop, crop)`` int64 group indices; ``index_x``, ``index_y``: the image's
-    position in its domain's list.
+    ``mask_y``: ``(crop, crop)`` int64 group indices; ``objects_x``, ``objects_y``: the same
+    pixels' box numbers (:func:`object_mask`, 0 outside every box); ``index_x``, ``index_y``: the
+    image's position in its domain's list.
 
-    ``target_labeled=False`` (a target without boxes): items have no ``mask_y``, and the model
+    ``target_labeled=False`` (a target without boxes): items have no ``mask_y`` and no
+    ``objects_y``, and the model
     lets the target's pixels address every memory item (the single-memory rule on that side).
     The target's records must then carry no boxes: an empty box list would otherwise be read as
     "all background".
@@ -217,15 +234,16 @@ class UnpairedBoxDataset(Dataset):
         for domain, images, stream in (("x", self.source, 0), ("y", self.target, 1)):
             n = len(images)
             index = int(np.random.default_rng([self.seed, stream, k // n]).permutation(n)[k % n])
-            image, mask = self._load(images[index], augment)
+            image, mask, objects = self._load(images[index], augment)
             item[f"image_{domain}"] = image
             if domain == "x" or self.target_labeled:
                 item[f"mask_{domain}"] = mask
+                item[f"objects_{domain}"] = objects
             item[f"index_{domain}"] = index
         return item
 
     def _load(self, entry: BoxImage, augment: np.random.Generator
-              ) -> tuple[torch.Tensor, torch.Tensor]:
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         width, height = resized_size(entry.width, entry.height, self.resize)
         crop = self.crop
         left = int(augment.integers(0, width - crop + 1))
@@ -254,12 +272,13 @@ class UnpairedBoxDataset(Dataset):
         scale = np.array([width / entry.width, height / entry.height] * 2)
         boxes = entry.boxes * scale - [left, top, left, top]
         mask = class_mask(crop, crop, boxes, entry.labels, self.group_index, self.background)
+        objects = object_mask(crop, crop, boxes)
         if flip:
-            pixels = pixels[:, ::-1]
-            mask = mask[:, ::-1]
+            pixels, mask, objects = pixels[:, ::-1], mask[:, ::-1], objects[:, ::-1]
         image_tensor = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
         image_tensor = image_tensor.to(torch.float32).div_(127.5).sub_(1.0)
-        return image_tensor, torch.from_numpy(np.ascontiguousarray(mask))
+        return (image_tensor, torch.from_numpy(np.ascontiguousarray(mask)),
+                torch.from_numpy(np.ascontiguousarray(objects)))
 
 
 def iteration_indices(

@@ -84,7 +84,7 @@ class ClassAwareMemory(nn.Module):
                  triplet_margin: float = 1.0, read_temperature: float = 1.0,
                  write_features: str = "raw", loss_reduction: str = "pixel",
                  update_temperature: float = 1.0, update_rate: float = 1.0,
-                 positive: str = "nearest"):
+                 positive: str = "nearest", update_assignment: str = "softmax"):
         super().__init__()
         if variant not in ("class_aware", "single"):
             raise ValueError(f"variant must be class_aware or single, got {variant!r}")
@@ -109,6 +109,10 @@ class ClassAwareMemory(nn.Module):
         if positive not in ("nearest", "class"):
             raise ValueError(f"positive must be nearest or class, got {positive!r}")
         self.class_positive = positive == "class"
+        if update_assignment not in ("softmax", "nearest"):
+            raise ValueError(f"update_assignment must be softmax or nearest, got "
+                             f"{update_assignment!r}")
+        self.nearest_assignment = update_assignment == "nearest"
         if write_features not in ("raw", "normalized"):
             raise ValueError(f"write_features must be raw or normalized, got {write_features!r}")
         if loss_reduction not in ("pixel", "class_balanced"):
@@ -234,10 +238,18 @@ class ClassAwareMemory(nn.Module):
         DDP ranks add theirs before dividing, which gives exactly the softmax over the pixels
         of all ranks.
         """
-        weights = ((self.similarity(content.float()) - 1) / self.update_temperature).exp()
+        similarity = self.similarity(content.float())
+        weights = ((similarity - 1) / self.update_temperature).exp()
         allowed = self.allowed_items(mask)
         if allowed is not None:
             weights = weights * allowed
+        if self.nearest_assignment:
+            # Each pixel writes only to its nearest allowed item (MNAD's update, by the same
+            # authors): items of one class then split the class's pixels instead of all
+            # taking the same softmax-weighted mean, which makes them one item.
+            candidates = (similarity if allowed is None
+                          else similarity.masked_fill(~allowed, float("-inf")))
+            weights = weights * F.one_hot(candidates.argmax(dim=2), self.num_items)
         c = content.float().flatten(2)          # (B, C, HW)
         s = style.float().flatten(2)
         if self.normalize_writes:

@@ -20,7 +20,7 @@ choices made here are:
   ``loss.cycle_style``: the memory read (the paper), the image's own style sample, or that
   sample averaged over each memory group of the image (``region``, the default: a memory read
   is a function of the content, so reconstructing from it obliges the content to carry each
-  object's colours, and a translation keeps them);
+  object's colours, and a translation keeps them) or over each object's box (``object``);
 * with ``model.detail: luma`` every image rendered from an input's content gets that input's
   fine luminance detail (:mod:`mguit.networks.detail`; a cycle reconstruction that of the
   translation it starts from);
@@ -93,7 +93,8 @@ class MGUIT(nn.Module):
                                        loss_reduction=mem.loss_reduction,
                                        update_temperature=mem.update_temperature,
                                        update_rate=mem.update_rate,
-                                       positive=mem.positive)
+                                       positive=mem.positive,
+                                       update_assignment=mem.update_assignment)
 
     def generator_parameters(self) -> list[nn.Parameter]:
         """Parameters of eq 9's minimising side: encoders and generators."""
@@ -116,14 +117,11 @@ class MGUIT(nn.Module):
         return add_detail(self.generators[domain](content, style), detail)
 
     def feature_mask(self, mask: Tensor | None, size: tuple[int, int]) -> Tensor | None:
-        """Class mask ``(B, H, W)`` at image resolution -> ``(B, h, w)`` at feature resolution.
-
-        Nearest sampling at the centre of each stride x stride block, the pixel whose receptive
-        field the feature is centred on.
-        """
+        """Class mask ``(B, H, W)`` at image resolution -> ``(B, h, w)`` at feature resolution
+        (:func:`feature_map`); ``None`` for a single memory, which reads every item."""
         if mask is None or not self.memory.class_aware:
             return None
-        return F.interpolate(mask[:, None].float(), size=size, mode="nearest-exact")[:, 0].long()
+        return feature_map(mask, size)
 
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """One training forward pass.
@@ -150,6 +148,8 @@ class MGUIT(nn.Module):
         size = tuple(c_x.shape[-2:])
         m_x = self.feature_mask(batch.get("mask_x"), size)
         m_y = self.feature_mask(batch.get("mask_y"), size)
+        o_x = feature_map(batch.get("objects_x"), size)
+        o_y = feature_map(batch.get("objects_y"), size)
         out.update(c_x=c_x, c_y=c_y)
         out.update({f"m_{d}": m for d, m in (("x", m_x), ("y", m_y)) if m is not None})
         for d, name, image in ((X, "x", image_x), (Y, "y", image_y)):
@@ -161,16 +161,16 @@ class MGUIT(nn.Module):
         out["fake_y"] = render(Y, c_x, mem.read(c_x, Y, m_x), d_x)
         out["fake_x"] = render(X, c_y, mem.read(c_y, X, m_y), d_y)
         recon = self.cfg.loss.self_recon_style
-        out["recon_x"] = render(X, c_x, self._own_style(recon, out, X, c_x, m_x), d_x)
-        out["recon_y"] = render(Y, c_y, self._own_style(recon, out, Y, c_y, m_y), d_y)
+        out["recon_x"] = render(X, c_x, self._own_style(recon, out, X, c_x, m_x, o_x), d_x)
+        out["recon_y"] = render(Y, c_y, self._own_style(recon, out, Y, c_y, m_y, o_y), d_y)
         # Translating keeps the geometry, so the masks of the inputs hold for the fakes.
         c_fake_y = self.content_encoder(out["fake_y"], Y)
         c_fake_x = self.content_encoder(out["fake_x"], X)
         out.update(c_fake_x=c_fake_x, c_fake_y=c_fake_y)
         cycle = self.cfg.loss.cycle_style
-        out["cycle_x"] = render(X, c_fake_y, self._own_style(cycle, out, X, c_fake_y, m_x),
+        out["cycle_x"] = render(X, c_fake_y, self._own_style(cycle, out, X, c_fake_y, m_x, o_x),
                                 self.detail(out["fake_y"]))
-        out["cycle_y"] = render(Y, c_fake_x, self._own_style(cycle, out, Y, c_fake_x, m_y),
+        out["cycle_y"] = render(Y, c_fake_x, self._own_style(cycle, out, Y, c_fake_x, m_y, o_y),
                                 self.detail(out["fake_x"]))
 
         noise = self.cfg.memory.sample_noise
@@ -188,16 +188,18 @@ class MGUIT(nn.Module):
         return out
 
     def _own_style(self, kind: str, out: dict[str, Tensor], domain: int, content: Tensor,
-                   mask: Tensor | None) -> Tensor:
+                   mask: Tensor | None, objects: Tensor | None) -> Tensor:
         """The style a reconstruction of domain ``domain``'s image is rendered with: a memory
         read with ``content`` (eq 7), the image's own style sample, or that sample averaged
-        per memory group (``loss.self_recon_style`` / ``loss.cycle_style``)."""
+        per memory group or per object (``loss.self_recon_style`` / ``loss.cycle_style``)."""
         if kind == "memory":
             return self.memory.read(content, domain, mask)
         prefix = "s" if self.cfg.loss.own_style == "sample" else "mu"
         style = out[f"{prefix}_{'x' if domain == X else 'y'}"]
         if kind == "encoder":
             return style
+        if kind == "object" and objects is not None:
+            return region_mean(style, objects, int(objects.max()) + 1)
         return region_mean(style, mask, len(self.memory.groups))
 
     def discriminator_losses(self, out: dict[str, Tensor], batch: dict[str, Tensor]
@@ -339,11 +341,21 @@ class MGUIT(nn.Module):
         ])
 
 
-def region_mean(style: Tensor, mask: Tensor | None, groups: int) -> Tensor:
-    """Each pixel's style replaced by the mean over the pixels of its group in its image.
+def feature_map(labels: Tensor | None, size: tuple[int, int]) -> Tensor | None:
+    """Integer labels ``(B, H, W)`` at image resolution -> ``(B, h, w)`` at feature resolution:
+    nearest sampling at the centre of each stride x stride block, the pixel whose receptive
+    field the feature is centred on."""
+    if labels is None:
+        return None
+    return F.interpolate(labels[:, None].float(), size=size, mode="nearest-exact")[:, 0].long()
 
-    ``style (B, C, h, w)``, ``mask (B, h, w)`` group indices in ``[0, groups)`` -> ``(B, C, h, w)``;
-    without a mask (a target without boxes) the whole image is one group.
+
+def region_mean(style: Tensor, mask: Tensor | None, groups: int) -> Tensor:
+    """Each pixel's style replaced by the mean over the pixels of its region in its image.
+
+    ``style (B, C, h, w)``, ``mask (B, h, w)`` region indices (memory groups, or objects) in
+    ``[0, groups)`` -> ``(B, C, h, w)``; without a mask (a target without boxes) the whole image
+    is one region.
     """
     if mask is None:
         return style.mean(dim=(2, 3), keepdim=True).expand_as(style)

@@ -404,7 +404,7 @@ class Trainer:
         self.model.train()
         for batch in self.loader(self.iteration, end):
             batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()
-                     if isinstance(v, Tensor) and k.startswith(("image_", "mask_"))}
+                     if isinstance(v, Tensor) and k.startswith(("image_", "mask_", "objects_"))}
             if self.device.type == "cuda":
                 for k in ("image_x", "image_y"):
                     batch[k] = batch[k].contiguous(memory_format=torch.channels_last)

@@ -134,6 +134,42 @@ def test_small_random_model_reconstructions_use_the_styles_they_say():
     torch.testing.assert_close(out["cycle_x"], model.generators[0](out["c_fake_y"], out["mu_x"]))
 
 
+def test_small_random_model_object_styles_average_each_box_not_each_class():
+    from mguit.model import feature_map, region_mean
+
+    torch.manual_seed(0)
+    cfg = tiny_config()
+    cfg.model.detail = "none"
+    cfg.loss.self_recon_style = "object"
+    cfg.loss.cycle_style = "object"
+    model = MGUIT(cfg)
+    batch = random_batch(size=32)
+    # Two cars side by side in y's image 0: one class region, two objects.
+    objects = torch.zeros(2, 32, 32, dtype=torch.long)
+    objects[0, 4:20, 0:16], objects[0, 4:20, 16:32] = 1, 2
+    groups = model.memory.groups
+    batch["mask_y"] = torch.where(objects > 0, groups.index("car"), groups.index("background"))
+    batch["objects_y"] = objects
+    batch["objects_x"] = torch.zeros(2, 32, 32, dtype=torch.long)
+    out = model(batch)
+    o_y = feature_map(objects, tuple(out["c_y"].shape[-2:]))
+    expected = region_mean(out["s_y"], o_y, 3)
+    torch.testing.assert_close(out["recon_y"], model.generators[1](out["c_y"], expected))
+    cars = o_y[0] > 0
+    # The two cars keep two styles, where the class region would give them one.
+    assert not torch.allclose(expected[0, :, o_y[0] == 1][:, 0], expected[0, :, o_y[0] == 2][:, 0])
+    by_class = region_mean(out["s_y"], out["m_y"], len(groups))
+    assert torch.unique(by_class[0, 0][cars]).numel() == 1
+    # x's object map has no boxes: the cycle renders x from its whole image's mean style.
+    torch.testing.assert_close(out["cycle_x"], model.generators[0](
+        out["c_fake_y"], region_mean(out["s_x"], torch.zeros_like(out["m_x"]), 1)))
+    # Without object masks (a target without boxes) "object" falls back to the class regions.
+    del batch["objects_y"]
+    out = model(batch)
+    torch.testing.assert_close(out["recon_y"], model.generators[1](
+        out["c_y"], region_mean(out["s_y"], out["m_y"], len(groups))))
+
+
 def test_small_random_model_luma_content_cannot_see_colour():
     from mguit.networks import ContentEncoder
 
@@ -178,3 +214,26 @@ def test_small_random_model_chroma_reconstruction_weighs_colour_only():
     torch.testing.assert_close(losses["chroma_recon"], expected)
     cfg.loss.chroma_recon = 0.0
     assert "chroma_recon" not in MGUIT(cfg).generator_losses(out, batch)
+
+
+def test_small_random_model_kaiming_style_init_starts_the_mean_at_unit_scale():
+    from mguit.networks import StyleEncoder
+
+    image = torch.rand(2, 3, 32, 32) * 2 - 1
+    cfg = tiny_config().model
+    cfg.style_centering = "none"
+    rms = {}
+    for init in ("normal", "kaiming"):
+        cfg.style_init = init
+        torch.manual_seed(0)
+        encoder = StyleEncoder(cfg)
+        with torch.no_grad():
+            stats = encoder(image)
+        rms[init] = stats["mu"].square().mean().sqrt().item()
+        # The log-variance head keeps N(0, init_std) either way: the sample's noise starts
+        # near 1 (within e^(+-1/2)).
+        assert stats["logvar"].abs().max().item() < 1
+        assert encoder.logvar.weight.std().item() == pytest.approx(cfg.init_std, rel=0.1)
+    # N(0, 0.02) shrinks the signal at every un-normalised layer; He's init keeps it.
+    assert rms["normal"] < 0.01
+    assert 0.1 < rms["kaiming"] < 10

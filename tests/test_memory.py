@@ -290,3 +290,32 @@ def test_read_statistics_count_own_mass_and_nearest_key_by_hand():
 def test_bad_memory_options_are_refused(kwargs):
     with pytest.raises(ValueError):
         ClassAwareMemory(2, {"car": 1, "background": 1}, **kwargs)
+
+
+def test_nearest_assignment_splits_a_class_between_its_items_by_hand():
+    # Two car items, keys (1, 0) and (0.6, 0.8); two car pixels, each nearer one of them.
+    def memory(assignment: str) -> ClassAwareMemory:
+        mem = ClassAwareMemory(2, {"car": 2, "background": 1}, update_assignment=assignment)
+        mem.keys.copy_(torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, -1.0]]))
+        mem.values.copy_(torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, -1.0]]).expand(2, 3, 2))
+        return mem
+
+    cx = pixels((1.0, 0.0), (0.0, 1.0))
+    sx = pixels((1.0, 0.0), (0.0, 1.0))
+    mx = torch.tensor([[[0, 0]]])
+    cy = pixels((0.0, -1.0))
+    my = torch.tensor([[[1]]])
+    nearest = memory("nearest")
+    nearest.update(cx, sx, cy, cy, mx, my)
+    # Pixel 1 (cos 1 vs 0.6) writes to item 0 only; pixel 2 (cos 0 vs 0.8) to item 1 only.
+    torch.testing.assert_close(nearest.keys[0], torch.tensor([1.0, 0.0]))
+    torch.testing.assert_close(nearest.keys[1], F.normalize(torch.tensor([0.6, 1.8]), dim=0))
+    torch.testing.assert_close(nearest.values[0, 1], F.normalize(torch.tensor([0.6, 1.8]), dim=0))
+    # Eq 5's softmax (T = 1): each item takes both pixels; item 0 with beta (e, 1) / (e + 1).
+    softmax = memory("softmax")
+    softmax.update(cx, sx, cy, cy, mx, my)
+    b = torch.tensor([E, 1.0]) / (E + 1)
+    torch.testing.assert_close(softmax.keys[0],
+                               F.normalize(torch.tensor([1.0 + b[0], b[1]]), dim=0))
+    with pytest.raises(ValueError, match="update_assignment"):
+        ClassAwareMemory(2, {"car": 1, "background": 1}, update_assignment="hard")

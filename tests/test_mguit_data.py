@@ -20,6 +20,7 @@ from mguit.data import (
     IterationSampler,
     UnpairedBoxDataset,
     class_mask,
+    object_mask,
     iteration_indices,
     resized_size,
 )
@@ -213,6 +214,23 @@ def test_mask_of_shifted_boxes_equals_window_of_full_mask():
         np.testing.assert_array_equal(window, full[top:top + 19, left:left + 20])
 
 
+def test_object_mask_numbers_boxes_with_the_class_masks_overlap_rule():
+    boxes = [[0, 0, 8, 6], [5, 2, 10, 4], [10, 6, 12, 8]]  # car 48 px, person 10 px, car 4 px
+    labels = ["car", "person", "car"]
+    objects = object_mask(8, 12, boxes)
+    expected = np.zeros((8, 12), np.int64)
+    expected[0:6, 0:8] = 1
+    expected[2:4, 5:10] = 2
+    expected[6:8, 10:12] = 3
+    np.testing.assert_array_equal(objects, expected)
+    # Where a box's number shows, its class shows in the class mask: the same pixels.
+    classes = class_mask(8, 12, boxes, labels, GROUP_INDEX, BACKGROUND)
+    for number, label in enumerate(labels, start=1):
+        np.testing.assert_array_equal(classes[objects == number], GROUP_INDEX[label])
+    np.testing.assert_array_equal(classes[objects == 0], BACKGROUND)
+    assert not object_mask(3, 3, np.zeros((0, 4))).any()
+
+
 def test_class_mask_unmapped_label_and_inverted_box():
     with pytest.raises(KeyError, match="tram"):
         class_mask(4, 4, [[0, 0, 1, 1]], ["tram"], GROUP_INDEX, BACKGROUND)
@@ -249,6 +267,9 @@ def test_crop_and_flip_keep_image_and_mask_aligned_exactly(tmp_path):
             pixels, mask = to_uint8(item[f"image_{domain}"]), item[f"mask_{domain}"].numpy()
             np.testing.assert_array_equal(mask == CAR, pixels[..., 0] > 127)
             np.testing.assert_array_equal(mask == PERSON, pixels[..., 1] > 127)
+            objects = item[f"objects_{domain}"].numpy()  # the car is box 1, the person box 2
+            np.testing.assert_array_equal(objects == 1, pixels[..., 0] > 127)
+            np.testing.assert_array_equal(objects == 2, pixels[..., 1] > 127)
             seen[CAR] += (mask == CAR).any()
             seen[PERSON] += (mask == PERSON).any()
     assert min(seen.values()) > 10  # the check above ran on masks that contain the classes

@@ -111,6 +111,12 @@ class StyleEncoder(nn.Module):
         self.logvar = nn.Conv2d(channels, channels, 1)
         self.centred = cfg.style_centering == "image"
         init_weights(self, cfg.init_std)
+        if cfg.style_init == "kaiming":
+            # The log-variance head keeps N(0, init_std): the sample starts with unit noise
+            # around a mean that now carries the image.
+            for conv in (*self.body.modules(), self.mu):
+                if isinstance(conv, nn.Conv2d):
+                    nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
 
     def forward(self, image: Tensor) -> dict[str, Tensor]:
         check_image(image, self.stride)
