@@ -237,3 +237,27 @@ def test_small_random_model_kaiming_style_init_starts_the_mean_at_unit_scale():
     # N(0, 0.02) shrinks the signal at every un-normalised layer; He's init keeps it.
     assert rms["normal"] < 0.01
     assert 0.1 < rms["kaiming"] < 10
+
+
+def test_small_random_model_kaiming_modulation_init_lets_a_style_move_the_features():
+    from mguit.networks import Generator
+    from mguit.networks.generator import pixel_norm
+
+    cfg = tiny_config().model
+    styles = pixel_norm(torch.randn(64, cfg.feature_channels, 1, 1))
+    spread = {}
+    for init in ("normal", "kaiming"):
+        cfg.modulation_init = init
+        torch.manual_seed(0)
+        generator = Generator(cfg)
+        modulation = generator.blocks[0].mod1
+        with torch.no_grad():
+            gamma, beta = modulation.mlp(styles).chunk(2, dim=1)
+        # How much (1 + gamma) and beta differ between styles: the style's hold on a feature.
+        spread[init] = (gamma.std(dim=0).mean().item(), beta.std(dim=0).mean().item())
+        # The rest of the generator keeps N(0, init_std) either way.
+        assert generator.blocks[0].conv1.weight.std().item() == pytest.approx(cfg.init_std,
+                                                                              rel=0.1)
+    # Two N(0, 0.02) layers: a few percent; fan-in init: order one.
+    assert max(spread["normal"]) < 0.05
+    assert 0.3 < min(spread["kaiming"]) and max(spread["kaiming"]) < 3

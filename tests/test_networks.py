@@ -172,7 +172,7 @@ def test_small_random_gradients_flow_from_generator_to_encoder_inputs(small_rand
 def test_small_random_generator_ignores_the_style_scale(small_random_networks):
     generator = small_random_networks["generator"]
     content, style = torch.randn(1, C, 8, 8), torch.randn(1, C, 8, 8)
-    torch.testing.assert_close(generator(content, style), generator(content, 0.01 * style))
+    torch.testing.assert_close(generator(content, style), generator(content, 0.1 * style))
     assert torch.isfinite(generator(content, torch.zeros_like(style))).all()
 
 

@@ -102,6 +102,12 @@ class Generator(nn.Module):
         layers += [nn.Conv2d(width, 3, 7, padding=3, padding_mode="reflect"), nn.Tanh()]
         self.decoder = nn.Sequential(*layers)
         init_weights(self, cfg.init_std)
+        if cfg.modulation_init == "kaiming":
+            for block in self.blocks:
+                for modulation in (block.mod1, block.mod2):
+                    hidden, head = modulation.mlp[0], modulation.mlp[2]
+                    nn.init.kaiming_normal_(hidden.weight, nonlinearity="relu")
+                    nn.init.kaiming_normal_(head.weight, nonlinearity="linear")
 
     def forward(self, content: Tensor, style: Tensor) -> Tensor:
         if (content.ndim != 4 or content.shape[1] != self.channels
