@@ -289,7 +289,7 @@ class MGUIT(nn.Module):
     @torch.no_grad()
     def translate(self, images: Tensor, direction: str = "source_to_target",
                   num_samples: int = 1, seed: int = 0,
-                  seeds: Sequence[int] | None = None) -> Tensor:
+                  seeds: Sequence[int] | None = None, values: Tensor | None = None) -> Tensor:
         """Translate a batch of same-size images; no class information is used.
 
         Args:
@@ -303,6 +303,9 @@ class MGUIT(nn.Module):
                 reads values seeded with ``(seeds[i], k)``, the same values as a call on that
                 image alone with ``seed=seeds[i]``. Batch-wide datasets use this so that an
                 image's styles depend on the image, not on its neighbours in the batch.
+            values: ``(K, B, N, C)``: the values sample k of image i reads, in place of the
+                memory's and of random ones (e.g. :meth:`exemplar_values` of a target image);
+                the keys still address them.
         Returns:
             ``(K, B, 3, H, W)`` in [-1, 1].
         """
@@ -311,25 +314,65 @@ class MGUIT(nn.Module):
         if seeds is not None and len(seeds) != images.shape[0]:
             raise ValueError(f"seeds must give one seed per image: {len(seeds)} seeds for "
                              f"{images.shape[0]} images")
+        expected = (num_samples, images.shape[0], *self.memory.keys.shape)
+        if values is not None and tuple(values.shape) != expected:
+            raise ValueError(f"values must be (K, B, N, C) = {expected}, got "
+                             f"{tuple(values.shape)}")
         src, dst = DIRECTIONS[direction]
         h, w = images.shape[-2:]
-        stride = self.cfg.model.stride
-        pad_h, pad_w = (-h) % stride, (-w) % stride
-        if pad_h or pad_w:
-            mode = "reflect" if pad_h < h and pad_w < w else "replicate"
-            images = F.pad(images, (0, pad_w, 0, pad_h), mode=mode)
+        images = self._pad_to_stride(images)
         content = self.content_encoder(images, src)
         detail = self.detail(images)
         outputs = []
         for k in range(num_samples):
-            values = None
-            if k > 0:
-                values = self._style_values(dst, k, [seed] if seeds is None else seeds)
+            read_values = None if values is None else values[k]
+            if read_values is None and k > 0:
+                read_values = self._style_values(dst, k, [seed] if seeds is None else seeds)
                 if seeds is None:
-                    values = values[0]
-            style = self.memory.read(content, dst, values=values)
+                    read_values = read_values[0]
+            style = self.memory.read(content, dst, values=read_values)
             outputs.append(self.render(dst, content, style, detail)[..., :h, :w])
         return torch.stack(outputs)
+
+    @torch.no_grad()
+    def exemplar_values(self, image: Tensor, mask: Tensor | None, domain: int = Y) -> Tensor:
+        """The values of one image of ``domain``: ``(N, C)``, each item's value replaced by
+        its group's style in the image (the style encoder's mean averaged over the group's
+        pixels, unit length, as eq 6 writes values); items of groups absent from the image keep
+        the memory's values. Read in place of the memory's values (:meth:`translate`), they
+        render another image in this image's style, class by class (DRIT's example-guided
+        translation, through the memory's keys).
+
+        ``image (1, 3, H, W)`` in [-1, 1], any H, W; ``mask (1, H, W)`` memory-group indices
+        (:func:`mguit.data.class_mask`), or None: the whole image one group, which gives every
+        item the image's mean style.
+        """
+        if image.ndim != 4 or image.shape[0] != 1:
+            raise ValueError(f"expected one image (1, 3, H, W), got {tuple(image.shape)}")
+        mu = self.style_encoders[domain](self._pad_to_stride(image))["mu"].float()
+        groups = self.memory.group_of_item
+        values = self.memory.values[domain].clone()
+        if mask is None or not self.memory.class_aware:
+            values[:] = F.normalize(mu.mean(dim=(0, 2, 3)), dim=0)
+            return values
+        mask = self._pad_to_stride(mask[:, None].float(), "replicate")[:, 0].long()
+        fmask = feature_map(mask, tuple(mu.shape[-2:]))[0]
+        for group in range(len(self.memory.groups)):
+            pixels = fmask == group
+            if pixels.any():
+                values[groups == group] = F.normalize(mu[0][:, pixels].mean(dim=1), dim=0)
+        return values
+
+    def _pad_to_stride(self, images: Tensor, mode: str | None = None) -> Tensor:
+        """``(B, C, H, W)`` padded at the bottom and right to multiples of the stride."""
+        h, w = images.shape[-2:]
+        stride = self.cfg.model.stride
+        pad_h, pad_w = (-h) % stride, (-w) % stride
+        if not (pad_h or pad_w):
+            return images
+        if mode is None:
+            mode = "reflect" if pad_h < h and pad_w < w else "replicate"
+        return F.pad(images, (0, pad_w, 0, pad_h), mode=mode)
 
     def _style_values(self, domain: int, k: int, seeds: Sequence[int]) -> Tensor:
         """Random style values of sample ``k``, one ``(N, C)`` draw per seed: ``(len(seeds), N, C)``."""

@@ -160,8 +160,12 @@ def _add_translate_parser(sub: argparse._SubParsersAction) -> None:
                    help="mguit (--checkpoint) or a baseline: Reinhard colour transfer or FDA, "
                         "styled after --reference (default mguit)")
     p.add_argument("--reference", metavar="MANIFEST.json",
-                   help="the baselines' target images: a COCO manifest with info.image_root, "
-                        "e.g. runs/<name>/data/target_train.json")
+                   help="the target images the baselines (and MGUIT with --style exemplar) "
+                        "take their style from: a COCO manifest with info.image_root, e.g. "
+                        "runs/<name>/data/target_train.json")
+    p.add_argument("--style", choices=("memory", "exemplar"), default=d.style,
+                   help="MGUIT's styles: the memory's values (the paper) or, sample by sample, "
+                        f"those of one --reference image (default {d.style})")
     p.add_argument("--fda-beta", type=float, default=d.fda_beta, metavar="BETA",
                    help=f"FDA's low-frequency window, floor(min(H, W) * BETA) (default "
                         f"{d.fda_beta})")
@@ -411,6 +415,8 @@ def _translate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int
     baseline = args.method != "mguit"
     if not baseline and not (args.checkpoint and args.input):
         parser.error("translate needs --checkpoint and --input (or --merge)")
+    if not baseline and args.style == "exemplar" and not args.reference:
+        parser.error("translate --style exemplar needs --reference")
     if baseline and not (args.reference and args.input):
         parser.error(f"translate --method {args.method} needs --reference and --input")
     if baseline and args.checkpoint:
@@ -419,7 +425,7 @@ def _translate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int
         direction=args.direction, num_samples=args.num_samples, seed=args.seed,
         batch_size=args.batch_size, workers=args.workers, writers=args.writers, amp=args.amp,
         channels_last=args.channels_last, png_compress_level=args.png_compress_level,
-        on_bad_image=args.on_bad_image, fda_beta=args.fda_beta)
+        on_bad_image=args.on_bad_image, fda_beta=args.fda_beta, style=args.style)
     try:
         options.validate()
     except ValueError as exc:
@@ -432,7 +438,8 @@ def _translate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int
                           shard=args.shard, overwrite=args.overwrite)
     else:
         translate_dataset(args.input, args.output, args.checkpoint, options,
-                          device=args.device, shard=args.shard, overwrite=args.overwrite)
+                          device=args.device, shard=args.shard, overwrite=args.overwrite,
+                          reference=args.reference if args.style == "exemplar" else None)
     return 0
 
 

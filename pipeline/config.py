@@ -193,8 +193,16 @@ class TranslateConfig:
     channels_last: bool = True           # NHWC tensors: faster convolutions on GPU and oneDNN
     png_compress_level: int = 1          # 0-9; lossless at any level, 1 is ~5x faster than 6
     on_bad_image: Literal["error", "skip"] = "error"   # skip: listed in the manifest, counted
-    # The baselines (colour_transfer, fda: pipeline.translation.methods) take their style from
-    # the images of this split; MGUIT does not read these two keys.
+    # What MGUIT's styles are: "memory" (the paper: sample 0 reads the memory's values, samples
+    # k >= 1 random values near them) or "exemplar": sample k of an image reads the values of
+    # one reference_split image (each class's style in that image; MGUIT.exemplar_values),
+    # drawn as the baselines draw theirs. Demo, seeds 0 / 1 / 2, three detector seeds each:
+    # gap recovered 0.32 / 0.44 / 0.28 against the memory's 0.15 / 0.20 / 0.14, at a larger
+    # style distance (131 / 146 / 177 against 88 / 99 / 146; docs/translator.md). Not yet the
+    # default: the metrics' style samples are still the memory's.
+    style: Literal["memory", "exemplar"] = "memory"
+    # The baselines (colour_transfer, fda: pipeline.translation.methods) and MGUIT's exemplar
+    # styles take their style from the images of this split.
     reference_split: Split = "target_train"
     fda_beta: float = 0.01               # FDA's low-frequency window: floor(min(H, W) * beta)
 

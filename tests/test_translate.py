@@ -508,3 +508,81 @@ def test_amp_on_cpu_is_bfloat16_close_to_float32(data, reference, tmp_path):
                                   - pixels(tmp_path / "image_2" / f"{f}.png")).ravel()
                            for f in FRAMES])
     assert 0 < diff.max() <= 10 and diff.mean() < 1
+
+
+def test_small_random_model_exemplar_values_by_hand():
+    torch.manual_seed(0)
+    model = MGUIT(small_random_config()).eval()
+    groups = model.memory.groups
+    car, background = groups.index("car"), groups.index("background")
+    image = torch.rand(1, 3, 18, 26) * 2 - 1        # not a multiple of the stride 4
+    mask = torch.full((1, 18, 26), background)
+    mask[0, 0:8, 0:12] = car                          # feature rows 0-1, columns 0-2
+    values = model.exemplar_values(image, mask)
+    padded = torch.nn.functional.pad(image, (0, 2, 0, 2), mode="reflect")
+    mu = model.style_encoders[1](padded)["mu"][0]     # (C, 5, 7)
+    cars = torch.zeros(5, 7, dtype=torch.bool)
+    cars[0:2, 0:3] = True
+    expected_car = torch.nn.functional.normalize(mu[:, cars].mean(dim=1), dim=0)
+    expected_background = torch.nn.functional.normalize(mu[:, ~cars].mean(dim=1), dim=0)
+    item_group = model.memory.group_of_item
+    for group, expected in ((car, expected_car), (background, expected_background)):
+        items = item_group == group
+        torch.testing.assert_close(values[items], expected.expand(int(items.sum()), -1))
+    # Classes the image does not show keep the memory's values.
+    absent = (item_group != car) & (item_group != background)
+    torch.testing.assert_close(values[absent], model.memory.values[1][absent])
+    # Without boxes every item takes the image's mean style.
+    whole = model.exemplar_values(image, None)
+    torch.testing.assert_close(whole, torch.nn.functional.normalize(
+        mu.mean(dim=(1, 2)), dim=0).expand_as(whole))
+
+
+def test_small_random_model_translate_reads_the_values_it_is_given():
+    torch.manual_seed(0)
+    model = MGUIT(small_random_config()).eval()
+    images = torch.rand(2, 3, 20, 24) * 2 - 1
+    memory = model.memory.values[1].expand(2, 2, -1, -1)           # (K, B, N, C)
+    given = model.translate(images, num_samples=2, values=memory)
+    torch.testing.assert_close(given[0], model.translate(images)[0])
+    torch.testing.assert_close(given[1], given[0])  # the memory's values again, not random ones
+    other = torch.nn.functional.normalize(torch.randn_like(memory), dim=-1)
+    assert not torch.allclose(model.translate(images, num_samples=2, values=other), given)
+    with pytest.raises(ValueError, match=r"\(K, B, N, C\)"):
+        model.translate(images, num_samples=3, values=memory)
+
+
+def test_small_random_model_exemplar_style_translates_with_the_picked_reference(data, tmp_path):
+    options = replace(OPTIONS, num_samples=2, seed=3, style="exemplar")
+    with pytest.raises(TranslationError, match="reference"):
+        translate_dataset(data["manifest"], tmp_path / "none", data["checkpoint"], options,
+                          device="cpu", progress=False)
+    # The source lends its own images as references: sample k of an image is rendered with
+    # the values of the reference image that ReferenceSet.pick gives its style seed and k.
+    out = tmp_path / "exemplar"
+    translate_dataset(data["manifest"], out, data["checkpoint"], options, device="cpu",
+                      progress=False, reference=data["manifest"])
+    settings = json.loads((out / "translate.json").read_text())
+    assert settings["style"] == "exemplar" and settings["reference"] == str(data["manifest"])
+
+    from mguit.inference import load_translator
+    from pipeline.translation.methods.translator import ExemplarStyles
+    model = load_translator(data["checkpoint"], "cpu")
+    exemplars = ExemplarStyles.read(model, data["manifest"], "source_to_target",
+                                    torch.device("cpu"))
+    frame = "000005"
+    seed = style_seed(3, frame)
+    source = torch.from_numpy(pixels(data["kitti"] / "image_2" / f"{frame}.png"))
+    x = source.permute(2, 0, 1)[None].float() / 127.5 - 1
+    values = torch.stack([exemplars.values(exemplars.pick(seed, k))[None] for k in range(2)])
+    expected = model.translate(x, num_samples=2, values=values)
+    for k in range(2):
+        ours = torch.from_numpy(pixels(out / "image_2" / f"{frame}_s{k}.png"))
+        want = expected[k, 0].add(1).mul(127.5).round().clamp(0, 255).permute(1, 2, 0)
+        assert (ours - want).abs().max() <= 1
+    # A memory translation of the same images differs: the references' styles were used.
+    memory = tmp_path / "memory"
+    translate_dataset(data["manifest"], memory, data["checkpoint"], replace(options,
+                      style="memory"), device="cpu", progress=False)
+    assert np.abs(pixels(memory / "image_2" / f"{frame}_s0.png")
+                  - pixels(out / "image_2" / f"{frame}_s0.png")).max() > 5

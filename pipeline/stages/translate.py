@@ -30,7 +30,13 @@ CONFIG_KEYS = tuple(f"translate.{f.name}" for f in dataclasses.fields(TranslateC
 
 
 def input_paths(ctx: RunContext) -> list[Path]:
-    return [ctx.manifest(ctx.config.translate.split), checkpoint_path(ctx)]
+    return [ctx.manifest(ctx.config.translate.split), checkpoint_path(ctx),
+            *([reference_manifest(ctx)] if ctx.config.translate.style == "exemplar" else [])]
+
+
+def reference_manifest(ctx: RunContext) -> Path:
+    """The split whose images lend MGUIT their styles under ``translate.style: exemplar``."""
+    return ctx.manifest(ctx.config.translate.reference_split)
 
 
 def output_paths(ctx: RunContext) -> list[Path]:
@@ -45,6 +51,7 @@ def run(ctx: RunContext) -> dict:
     summary = translate_dataset(
         ctx.manifest(cfg.translate.split), out, checkpoint_path(ctx), cfg.translate,
         device=cfg.run.device, expected=cfg.translator,
+        reference=reference_manifest(ctx) if cfg.translate.style == "exemplar" else None,
         # The folder is this stage's: a translation with other settings in it is stale.
         overwrite=(out / SETTINGS).exists(),
     )

@@ -88,6 +88,7 @@ def translate_dataset(
     shard: Shard | None = None,
     overwrite: bool = False,
     expected: TranslatorConfig | None = None,
+    reference: str | Path | None = None,
     progress: bool = True,
 ) -> TranslationSummary:
     """Translate every image of ``input_path`` into ``output`` (see :mod:`pipeline.translation`).
@@ -106,6 +107,8 @@ def translate_dataset(
             the rank's shard, rank 0 merging when all ranks are done.
         overwrite: delete a translation with other settings found in ``output``.
         expected: the run's translator config; the checkpoint's must match it (model, memory).
+        reference: the COCO manifest (images and boxes) that lends MGUIT its styles under
+            ``options.style: exemplar``.
         progress: show a progress bar.
     Raises:
         TranslationError: unreadable image (``on_bad_image: error``), checkpoint that cannot
@@ -122,7 +125,8 @@ def translate_dataset(
         progress = progress and shard.index == 0
     if method is None:
         dev = _translator_device(device, distributed)
-        method = TranslatorMethod.load(Path(checkpoint), dev, options, expected)
+        method = TranslatorMethod.load(Path(checkpoint), dev, options, expected,
+                                       None if reference is None else Path(reference))
     sources = read_sources(input_path)
     settings = make_settings(sources, method, options)
     check_output_dir(out_dir)

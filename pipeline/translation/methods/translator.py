@@ -1,9 +1,11 @@
 """MGUIT as a translation method: a trained translator checkpoint.
 
-Sample 0 of an image reads the memory's own values, samples k >= 1 random style values seeded
-by the image's style seed (:meth:`mguit.model.MGUIT.translate`). Whole images at native
-resolution, padded to the network stride and cropped back. The settings are the checkpoint's
-sha256 and the direction.
+With ``translate.style: memory`` (the paper) sample 0 of an image reads the memory's own
+values, samples k >= 1 random style values seeded by the image's style seed
+(:meth:`mguit.model.MGUIT.translate`). With ``exemplar`` sample k reads the values of one
+reference image (:class:`ExemplarStyles`), drawn by the style seed and k as the baselines draw
+theirs. Whole images at native resolution, padded to the network stride and cropped back. The
+settings are the checkpoint's sha256, the direction and, for exemplars, the reference split.
 
 Batched convolutions may round differently from unbatched ones in the last float bits, which
 can move a value by one grey level after rounding to uint8 (at most 1 grey level, on under
@@ -22,11 +24,60 @@ import torch
 from torch import Tensor
 
 from mguit.config import TranslatorConfig
+from mguit.data import BACKGROUND, class_mask
 from mguit.inference import load_translator
-from mguit.model import MGUIT
+from mguit.model import DIRECTIONS, MGUIT
 from pipeline.config import TranslateConfig
+from pipeline.formats import coco
 from pipeline.translation.errors import TranslationError
+from pipeline.translation.methods.reference import ReferenceSet
 from pipeline.translation.records import sha256_file
+
+
+class ExemplarStyles:
+    """The values of each image of a reference manifest (:meth:`MGUIT.exemplar_values`, with
+    its boxes as class masks), computed when an image is first drawn and kept: ``N x C``
+    floats an image, 20 KB at the paper's widths."""
+
+    def __init__(self, model: MGUIT, reference: ReferenceSet,
+                 boxes: list[tuple[list[list[float]], list[str]]], domain: int,
+                 device: torch.device):
+        self.model, self.reference, self.boxes = model, reference, boxes
+        self.domain, self.device = domain, device
+        self.group_index = {name: i for i, name in enumerate(model.memory.groups)}
+        self._values: dict[int, Tensor] = {}
+
+    @classmethod
+    def read(cls, model: MGUIT, manifest: Path, direction: str,
+             device: torch.device) -> ExemplarStyles:
+        """The images and boxes of ``manifest``, styles of ``direction``'s output domain."""
+        reference = ReferenceSet.read(manifest)
+        boxes = coco.read_manifest(manifest).boxes_of_images()
+        return cls(model, reference, boxes, DIRECTIONS[direction][1], device)
+
+    def pick(self, style_seed: int, sample: int) -> int:
+        """The reference image of sample ``sample`` of the image with ``style_seed``."""
+        return self.reference.pick(style_seed, sample)
+
+    def values(self, index: int) -> Tensor:
+        """``(N, C)`` float32 on the device: the values of reference image ``index``."""
+        if index not in self._values:
+            pixels = self.reference.load(index)
+            boxes, labels = self.boxes[index]
+            unknown = sorted(set(labels) - set(self.group_index))
+            if unknown:
+                raise TranslationError(
+                    f"{self.reference.paths[index]}: class {unknown[0]!r} (listed in "
+                    f"{self.reference.manifest}) has no memory items; the translator's groups "
+                    f"are {list(self.group_index)}")
+            height, width = pixels.shape[:2]
+            mask = class_mask(height, width, boxes, labels, self.group_index,
+                              self.group_index[BACKGROUND])
+            image = torch.tensor(pixels, device=self.device).permute(2, 0, 1)[None]
+            image = image.float().div(127.5).sub(1)
+            mask = torch.from_numpy(mask).to(self.device)[None]
+            self._values[index] = self.model.exemplar_values(image, mask, self.domain).float()
+        return self._values[index]
 
 
 class TranslatorMethod:
@@ -35,17 +86,24 @@ class TranslatorMethod:
     name = "mguit"
 
     def __init__(self, model: MGUIT, checkpoint: Path, device: torch.device,
-                 options: TranslateConfig):
+                 options: TranslateConfig, exemplars: ExemplarStyles | None = None):
         self.model, self.checkpoint, self.device = model, checkpoint, device
         self.direction, self.channels_last = options.direction, options.channels_last
         self.amp_dtype = autocast_dtype(device) if options.amp else None
-        self.description = f"MGUIT {checkpoint.name}"
+        self.exemplars = exemplars
+        self.description = f"MGUIT {checkpoint.name}" + (" (exemplar styles)" if exemplars
+                                                           else "")
 
     @classmethod
     def load(cls, checkpoint: Path, device: torch.device, options: TranslateConfig,
-             expected: TranslatorConfig | None = None) -> TranslatorMethod:
+             expected: TranslatorConfig | None = None,
+             reference: Path | None = None) -> TranslatorMethod:
         """Load ``checkpoint``; with ``expected`` (the run's translator config), refuse one
-        whose networks or memory differ. Raises :class:`TranslationError`."""
+        whose networks or memory differ. ``reference``: the manifest whose images lend their
+        styles under ``options.style: exemplar``. Raises :class:`TranslationError`."""
+        if options.style == "exemplar" and reference is None:
+            raise TranslationError("translate.style is exemplar but no reference manifest was "
+                                   "given (translate.reference_split, or --reference)")
         try:
             model = load_translator(checkpoint, device)
         except (FileNotFoundError, ValueError) as exc:
@@ -57,11 +115,19 @@ class TranslatorMethod:
             check_checkpoint_config(model.cfg, expected, checkpoint)
         if options.channels_last:
             model = model.to(memory_format=torch.channels_last)
-        return cls(model, checkpoint, device, options)
+        exemplars = None
+        if options.style == "exemplar":
+            exemplars = ExemplarStyles.read(model, Path(reference), options.direction, device)
+        return cls(model, checkpoint, device, options, exemplars)
 
     def settings(self) -> dict:
         # MGUIT's settings predate translation methods and name none ("method" absent).
-        return {"checkpoint_sha256": sha256_file(self.checkpoint), "direction": self.direction}
+        settings = {"checkpoint_sha256": sha256_file(self.checkpoint),
+                    "direction": self.direction}
+        if self.exemplars is not None:
+            settings.update(style="exemplar", reference=str(self.exemplars.reference.manifest),
+                            reference_sha256=self.exemplars.reference.sha256)
+        return settings
 
     def files(self) -> dict[str, bytes]:
         return {}
@@ -72,9 +138,15 @@ class TranslatorMethod:
         if not self.channels_last:
             x = x.contiguous()      # the permuted (B, H, W, 3) tensor is channels_last already
         x = x.float().div_(127.5).sub_(1)
+        values = None
+        if self.exemplars is not None:
+            values = torch.stack([
+                torch.stack([self.exemplars.values(self.exemplars.pick(seed, k)) for seed in seeds])
+                for k in range(num_samples)])
         with torch.autocast(self.device.type, dtype=self.amp_dtype,
                             enabled=self.amp_dtype is not None):
-            translated = self.model.translate(x, self.direction, num_samples, seeds=seeds)
+            translated = self.model.translate(x, self.direction, num_samples, seeds=seeds,
+                                              values=values)
         return to_uint8(translated).numpy()
 
 
