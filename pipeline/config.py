@@ -199,7 +199,7 @@ class TranslateConfig:
     # drawn as the baselines draw theirs. Demo, seeds 0 / 1 / 2, three detector seeds each:
     # gap recovered 0.32 / 0.44 / 0.28 against the memory's 0.15 / 0.20 / 0.14, at a larger
     # style distance (131 / 146 / 177 against 88 / 99 / 146; docs/translator.md). Not yet the
-    # default: the metrics' style samples are still the memory's.
+    # default: measured on one world only, and the per-class style distance grows.
     style: Literal["memory", "exemplar"] = "memory"
     # The baselines (colour_transfer, fda: pipeline.translation.methods) and MGUIT's exemplar
     # styles take their style from the images of this split.

@@ -586,3 +586,24 @@ def test_small_random_model_exemplar_style_translates_with_the_picked_reference(
                       style="memory"), device="cpu", progress=False)
     assert np.abs(pixels(memory / "image_2" / f"{frame}_s0.png")
                   - pixels(out / "image_2" / f"{frame}_s0.png")).max() > 5
+
+
+def test_small_random_model_metrics_samples_follow_the_exemplar_rule(data, tmp_path):
+    from mguit.inference import load_translator
+    from pipeline.metrics.diversity import translate_samples
+    from pipeline.metrics.images import read_image_set
+    from pipeline.translation.methods.translator import ExemplarStyles
+
+    options = replace(OPTIONS, num_samples=2, seed=4, style="exemplar")
+    out = tmp_path / "exemplar"
+    translate_dataset(data["manifest"], out, data["checkpoint"], options, device="cpu",
+                      progress=False, reference=data["manifest"])
+    model = load_translator(data["checkpoint"], "cpu")
+    exemplars = ExemplarStyles.read(model, data["manifest"], "source_to_target",
+                                    torch.device("cpu"))
+    items = read_image_set(data["manifest"]).items[:3]
+    for item, samples in zip(items, translate_samples(model, items, 2, 4, "source_to_target",
+                                                      torch.device("cpu"), exemplars)):
+        for k in range(2):
+            written = pixels(out / "image_2" / f"{item.path.stem}_s{k}.png")
+            assert np.abs(samples[k].permute(1, 2, 0).numpy().astype(int) - written).max() <= 1

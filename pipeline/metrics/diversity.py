@@ -22,6 +22,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -29,6 +30,9 @@ from torch import Tensor, nn
 
 from pipeline.metrics.errors import MetricsError, brief
 from pipeline.metrics.images import ImageItem, load_image
+
+if TYPE_CHECKING:
+    from pipeline.translation.methods.translator import ExemplarStyles
 
 
 def load_lpips(alexnet_weights: str | Path, device: torch.device) -> nn.Module:
@@ -91,17 +95,22 @@ def choose_inputs(items: Sequence[ImageItem], count: int, seed: int) -> list[Ima
 
 @torch.inference_mode()
 def translate_samples(model: nn.Module, items: Sequence[ImageItem], num_samples: int,
-                      seed: int, direction: str, device: torch.device) -> Iterator[Tensor]:
+                      seed: int, direction: str, device: torch.device,
+                      exemplars: ExemplarStyles | None = None) -> Iterator[Tensor]:
     """Each item translated by an MGUIT model into ``num_samples`` styles at its native size:
     one ``(K, 3, H, W)`` uint8 tensor per item, rounded as ``translate`` writes its PNGs.
 
     Item i's random styles are seeded by ``(seed, its file stem)``, so they do not depend on
-    which other items are evaluated.
+    which other items are evaluated. With ``exemplars`` (``translate.style: exemplar``) sample
+    k reads the values of the reference image that seed draws for k, as ``translate`` does.
     """
     from pipeline.translation.plan import style_seed
 
     for item in items:
         x = torch.from_numpy(load_image(item)).permute(2, 0, 1)[None].to(device)
         x = x.float().div_(127.5).sub_(1)
-        out = model.translate(x, direction, num_samples, seeds=[style_seed(seed, item.path.stem)])
+        image_seed = style_seed(seed, item.path.stem)
+        values = None if exemplars is None else torch.stack(
+            [exemplars.values(exemplars.pick(image_seed, k))[None] for k in range(num_samples)])
+        out = model.translate(x, direction, num_samples, seeds=[image_seed], values=values)
         yield out[:, 0].add(1).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8).cpu()

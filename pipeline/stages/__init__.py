@@ -126,7 +126,7 @@ STAGES: tuple[Stage, ...] = (
         description="translation quality: FID/KID, LPIPS diversity, IS/CIS, per-class style "
                     "distance (runs/<name>/eval/translation.json)",
         config_keys=("metrics", "data.classes", "data.source.perfect_translations",
-                     "translate.split", "translate.direction"),
+                     "translate.split", "translate.direction", "translate.style"),
         inputs=metrics.input_paths,
         outputs=metrics.output_paths,
         run=metrics.run,

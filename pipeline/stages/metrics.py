@@ -70,6 +70,7 @@ from typing import TYPE_CHECKING
 from pipeline.context import StageError
 from pipeline.rundir import (checkpoint_path, perfect_translation_manifest, translated_dir,
                              translation_metrics)
+from pipeline.stages.translate import reference_manifest
 from pipeline.weights import WeightsError, local_path, resolve
 from pipeline.translation.records import ANNOTATIONS
 
@@ -107,7 +108,8 @@ def input_paths(ctx: RunContext) -> list[Path]:
     splits = dict.fromkeys((cfg.metrics.real_split, cfg.translate.split, diversity_split(ctx),
                             *(["source_train"] if perfect_manifests(ctx) else [])))
     return [*(ctx.manifest(s) for s in splits), translated_dir(ctx.run_dir) / ANNOTATIONS,
-            checkpoint_path(ctx), *perfect_manifests(ctx), *_weights(ctx)]
+            checkpoint_path(ctx), *perfect_manifests(ctx), *_weights(ctx),
+            *([reference_manifest(ctx)] if cfg.translate.style == "exemplar" else [])]
 
 
 def output_paths(ctx: RunContext) -> list[Path]:
@@ -143,8 +145,15 @@ def run(ctx: RunContext) -> dict:
         translator = functools.cache(lambda: load_translator(checkpoint_path(ctx), device))
 
         def styles():
+            # The samples of the translate stage: its style rule, its reference images.
+            exemplars = None
+            if cfg.translate.style == "exemplar":
+                from pipeline.translation.methods.translator import ExemplarStyles
+                exemplars = ExemplarStyles.read(translator(), reference_manifest(ctx),
+                                                cfg.translate.direction, device)
             yield from diversity.translate_samples(translator(), inputs, m.diversity_samples,
-                                                   m.seed, cfg.translate.direction, device)
+                                                   m.seed, cfg.translate.direction, device,
+                                                   exemplars)
 
         samples = Samples(styles(), m.diversity_samples, {"split": diversity_split(ctx)},
                           boxes=[item.boxes for item in inputs])
