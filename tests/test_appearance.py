@@ -107,15 +107,21 @@ def test_region_mean_by_hand():
     torch.testing.assert_close(region_mean(style, None, 3)[0, 0], torch.full((2, 2), 3.0))
 
 
-def test_small_random_model_reconstructions_use_the_styles_they_say():
-    from mguit.model import region_mean
-
+def model_reconstructing_with(self_recon_style: str, cycle_style: str) -> MGUIT:
+    """A small random model whose reconstructions are the generator's output alone."""
     torch.manual_seed(0)
     cfg = tiny_config()
     cfg.model.detail = "none"
-    cfg.loss.self_recon_style = "region"
-    cfg.loss.cycle_style = "encoder"
-    model = MGUIT(cfg)
+    cfg.loss.self_recon_style = self_recon_style
+    cfg.loss.cycle_style = cycle_style
+    return MGUIT(cfg)
+
+
+def test_small_random_model_reconstructions_use_the_styles_they_say():
+    from mguit.model import region_mean
+
+    model = model_reconstructing_with("region", "encoder")
+    cfg = model.cfg
     batch = random_batch()
     out = model(batch)
     groups = len(model.memory.groups)
@@ -137,12 +143,7 @@ def test_small_random_model_reconstructions_use_the_styles_they_say():
 def test_small_random_model_object_styles_average_each_box_not_each_class():
     from mguit.model import feature_map, region_mean
 
-    torch.manual_seed(0)
-    cfg = tiny_config()
-    cfg.model.detail = "none"
-    cfg.loss.self_recon_style = "object"
-    cfg.loss.cycle_style = "object"
-    model = MGUIT(cfg)
+    model = model_reconstructing_with("object", "object")
     batch = random_batch(size=32)
     # Two cars side by side in y's image 0: one class region, two objects.
     objects = torch.zeros(2, 32, 32, dtype=torch.long)
