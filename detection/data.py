@@ -18,12 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
 from detection.errors import DetectionError
-from detection.images import to_rgb
+from detection.images import open_image, to_rgb
 from detection.manifest import Manifest, load_manifest
 
 Item = tuple[Tensor, dict[str, Tensor | int]]
@@ -65,7 +64,7 @@ class ManifestDataset(Dataset):
         index, flip = key if isinstance(key, tuple) else (key, False)
         path, image_id, boxes, labels = self.entries[index]
         try:
-            with Image.open(path) as im:
+            with open_image(path) as im:
                 array = np.array(to_rgb(im))
         except (OSError, ValueError) as exc:
             raise DetectionError(f"{path}: cannot read the image ({exc})") from None

@@ -251,14 +251,17 @@ class UnpairedBoxDataset(Dataset):
         flip = self.flip and bool(augment.integers(0, 2))
 
         with Image.open(entry.path) as image:
-            if image.size != (entry.width, entry.height):
+            transposed = _orientation(image) in (5, 6, 7, 8)
+            shown = image.size[::-1] if transposed else image.size
+            if shown != (entry.width, entry.height):
                 raise ValueError(
-                    f"{entry.path}: image is {image.size[0]}x{image.size[1]} but its record says "
+                    f"{entry.path}: image is {shown[0]}x{shown[1]} but its record says "
                     f"{entry.width}x{entry.height}; re-run prepare"
                 )
-            # JPEG only: decode at a reduced DCT scale that is still >= the resized size.
-            image.draft("RGB", (width, height))
-            if image.mode != "RGB":
+            # JPEG only: decode at a reduced DCT scale that is still >= the resized size
+            # (in the stored frame).
+            image.draft("RGB", (height, width) if transposed else (width, height))
+            if image.mode != "RGB" or _orientation(image) != 1:
                 image = _to_rgb(image)
             # Resampling only the crop window gives the pixels of resize-then-crop (Pillow keeps
             # the full-image filter scale and clamps at the image border, not the window's)
@@ -338,11 +341,35 @@ class IterationSampler(Sampler[list[int]]):
         return self.end_iteration - self.start_iteration
 
 
+_UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+            4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+            6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+            8: Image.Transpose.ROTATE_90}
+
+
+def _orientation(image: Image.Image) -> int:
+    """EXIF orientation from the header's EXIF block, as ``detection.images.orientation``."""
+    raw = image.info.get("exif")
+    if not isinstance(raw, bytes | bytearray) or not raw:
+        return 1
+    exif = Image.Exif()
+    try:
+        exif.load(bytes(raw))
+    except Exception:   # noqa: BLE001 - a malformed EXIF block is no orientation
+        return 1
+    value = exif.get(0x0112, 1)
+    return value if isinstance(value, int) and value in _UPRIGHT else 1
+
+
 def _to_rgb(image: Image.Image) -> Image.Image:
-    """8-bit RGB; 16-bit greyscale (modes I, I;16...) scaled to 8 bits, not clipped to white.
+    """8-bit RGB in the frame the EXIF orientation shows; 16-bit greyscale (modes I, I;16...)
+    scaled to 8 bits, not clipped to white.
 
     The rule of ``detection.images.to_rgb``, which mguit may not import (DESIGN.md section 2).
     """
+    turn = _UPRIGHT.get(_orientation(image))
+    if turn is not None:
+        image = image.transpose(turn)
     if image.mode.startswith("I"):
         grey = np.clip(np.rint(np.asarray(image, dtype=np.float64) / 257.0), 0, 255)
         return Image.fromarray(grey.astype(np.uint8), "L").convert("RGB")

@@ -364,10 +364,12 @@ class MGUIT(nn.Module):
         return values
 
     def _pad_to_stride(self, images: Tensor, mode: str | None = None) -> Tensor:
-        """``(B, C, H, W)`` padded at the bottom and right to multiples of the stride."""
+        """``(B, C, H, W)`` padded at the bottom and right to multiples of the stride, and to at
+        least two strides (the smallest input the networks take: ``check_image``)."""
         h, w = images.shape[-2:]
         stride = self.cfg.model.stride
-        pad_h, pad_w = (-h) % stride, (-w) % stride
+        pad_h = max(h + (-h) % stride, 2 * stride) - h
+        pad_w = max(w + (-w) % stride, 2 * stride) - w
         if not (pad_h or pad_w):
             return images
         if mode is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import shutil
 import textwrap
 from pathlib import Path
@@ -480,3 +481,159 @@ def test_disk_full_while_translating_is_one_line_and_the_rerun_resumes(trained, 
     monkeypatch.setattr(workers, "write_bytes", real_write)
     assert main(translate) == 0
     assert (out / "annotations.json").exists()
+
+
+# -- Second round (issue 27): images -------------------------------------------------------------
+
+
+CLASS_MAP = {"Pedestrian": "person", "Person_sitting": "person", "Car": "car", "Truck": "truck",
+             "Cyclist": "bicycle", "Van": None, "Tram": None, "Misc": None, "DontCare": None}
+
+
+def _store_rotated(path: Path, orientation: int = 6):
+    """Store ``path``'s pixels rotated, tagged with the EXIF ``orientation`` that shows them
+    upright again (6: turn 90 degrees clockwise); return the upright pixels."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as image:
+        shown = image.convert("RGB")
+    stored = shown.transpose(Image.Transpose.ROTATE_90 if orientation == 6
+                             else Image.Transpose.ROTATE_270)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    stored.save(path, exif=exif)
+    with Image.open(path) as image:
+        assert image.size == shown.size[::-1]
+    return np.asarray(shown)
+
+
+@pytest.mark.parametrize("orientation", [6, 8])
+def test_exif_orientation_is_applied_by_every_reader_so_boxes_keep_their_frame(
+        tmp_path, tiny_data, orientation):
+    import numpy as np
+    from PIL import Image
+
+    from detection.images import open_image, to_rgb
+    from mguit.data import _to_rgb
+    from pipeline.formats.common import BadInputLog, read_image_size
+    from pipeline.formats.kitti import read_kitti
+    from pipeline.metrics.images import ImageItem, load_image
+    from pipeline.translation.sources import SourceImage
+    from pipeline.translation.workers import DecodeDataset
+
+    source = shutil.copytree(tiny_data.source_root, tmp_path / "kitti")
+    path = source / "image_2" / "000003.png"
+    [upright] = read_kitti(source, ["000003"], class_map=CLASS_MAP, log=BadInputLog())
+    shown = _store_rotated(path, orientation)
+    height, width = shown.shape[:2]
+    assert read_image_size(path, verify=True) == (width, height)
+    log = BadInputLog()
+    [record] = read_kitti(source, ["000003"], class_map=CLASS_MAP, log=log, verify_images=True)
+    assert record.boxes == upright.boxes and (record.width, record.height) == (width, height)
+    assert log.to_dict() == {}
+    with open_image(path) as image:
+        assert np.array_equal(np.asarray(to_rgb(image)), shown)
+    with Image.open(path) as image:
+        assert np.array_equal(np.asarray(_to_rgb(image)), shown)
+    assert np.array_equal(load_image(ImageItem(path, width, height)), shown)
+    item = DecodeDataset([SourceImage("k", path, width, height, (), None)])[0]
+    assert item["error"] is None and np.array_equal(item["pixels"].numpy(), shown)
+
+
+def test_translator_training_crops_an_oriented_image_in_its_shown_frame(tmp_path, make_png):
+    import numpy as np
+
+    from mguit.data import BoxImage, UnpairedBoxDataset
+
+    path = make_png(tmp_path / "a.png", 96, 48, noise=True)
+    shown = _store_rotated(path)
+    entry = BoxImage(path, 96, 48, np.zeros((0, 4)), [])
+    dataset = UnpairedBoxDataset([entry], [entry], ["background"], resize=48, crop=48,
+                                 flip=False)
+    image = dataset[0]["image_x"]                  # (3, 48, 48) in [-1, 1]
+    pixels = (image.permute(1, 2, 0).numpy() + 1) * 127.5
+    errors = [np.abs(pixels - shown[:, left:left + 48]).max() for left in range(96 - 48 + 1)]
+    assert min(errors) < 1.0                       # the crop of the upright image at some left
+
+
+def test_a_decompression_bomb_is_refused_naming_the_file_and_the_limit(tmp_path, caplog):
+    from PIL import Image
+
+    from pipeline.formats.common import read_image_size
+    from pipeline.metrics.images import ImageItem, load_image
+
+    path = tmp_path / "bomb.png"
+    Image.new("1", (20000, 20000)).save(path)
+    assert path.stat().st_size < 100_000
+    for read in (lambda: read_image_size(path), lambda: load_image(ImageItem(path, 20000, 20000))):
+        with pytest.raises(DatasetError, match=r"bomb\.png: .*too many pixels to decode safely "
+                                               r"\(Image size \(400000000 pixels\) exceeds limit"):
+            read()
+
+
+def test_an_image_past_the_warning_limit_is_refused_not_warned_about(tmp_path, monkeypatch,
+                                                                   recwarn):
+    from PIL import Image
+
+    from pipeline.formats.common import read_image_size
+
+    path = tmp_path / "big.png"
+    Image.new("L", (120, 100)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)   # warns past 10k, fails past 20k
+    with pytest.raises(DatasetError, match=r"big\.png: .*12000 pixels\) exceeds limit of 10000"):
+        read_image_size(path)
+    assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
+
+
+@pytest.mark.parametrize("size", [(3, 1), (1, 1), (5, 9)])
+def test_an_image_smaller_than_the_network_stride_translates_at_its_own_size(size):
+    import torch
+
+    from mguit.model import MGUIT
+    from test_translate import small_random_config
+
+    model = MGUIT(small_random_config()).eval()
+    width, height = size
+    out = model.translate(torch.zeros(1, 3, height, width), num_samples=2)
+    assert out.shape == (2, 1, 3, height, width) and torch.isfinite(out).all()
+
+
+# -- Second round (issue 27): label files ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("policy", ["error", "ignore"])
+def test_a_byte_order_mark_before_the_first_kitti_label_is_not_part_of_its_class(
+        tmp_path, tiny_data, policy):
+    from pipeline.formats.common import BadInputLog
+    from pipeline.formats.kitti import read_kitti
+
+    source = shutil.copytree(tiny_data.source_root, tmp_path / "kitti")
+    label = source / "label_2" / "000003.txt"
+    [plain] = read_kitti(source, ["000003"], class_map=CLASS_MAP, log=BadInputLog())
+    assert plain.boxes
+    label.write_bytes(b"\xef\xbb\xbf" + label.read_bytes())
+    log = BadInputLog()
+    [record] = read_kitti(source, ["000003"], class_map=CLASS_MAP, on_unknown_label=policy,
+                          log=log)
+    assert record.boxes == plain.boxes and log.to_dict() == {}
+
+
+def test_a_byte_order_mark_before_a_json_file_is_read_past(tmp_path):
+    from pipeline.formats.common import read_json
+
+    path = tmp_path / "a.json"
+    path.write_bytes(b"\xef\xbb\xbf" + b'{"images": []}')
+    assert read_json(path) == {"images": []}
+
+
+@pytest.mark.parametrize("token", ["1_0.00", "nan", "inf", "-Infinity", "0x10", "1.0.0"])
+def test_a_kitti_number_python_reads_but_kitti_does_not_write_is_refused(token):
+    from pipeline.formats.kitti import parse_label_line
+
+    line = f"Car 0.00 0 {token} 10.00 20.00 30.00 40.00 1.50 1.60 3.90 1.00 1.50 20.00 0.10"
+    with pytest.raises(DatasetError, match=rf"a\.txt:7: field 'alpha' must be a number, found "
+                                           rf"'{re.escape(token)}'"):
+        parse_label_line(line, "a.txt", 7)
+    good = parse_label_line(line.replace(token, "-1.5e1"), "a.txt", 7)
+    assert good.alpha == -15.0

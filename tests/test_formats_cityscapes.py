@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -213,3 +214,29 @@ def test_truncated_image_is_caught_by_verify_images(cityscapes, make_png):
     assert len(read(cityscapes)) == 2
     with pytest.raises(DatasetError, match=r"leftImg8bit\.png: image cannot be read"):
         read(cityscapes, verify_images=True)
+
+
+def test_two_images_of_one_frame_are_refused_naming_both(cityscapes, make_png):
+    from PIL import Image
+
+    city = cityscapes / "leftImg8bit" / "val" / "aachen"
+    Image.new("RGB", (64, 32)).save(city / f"{FRAME}_leftImg8bit.jpg")
+    with pytest.raises(DatasetError, match=rf"{FRAME}_leftImg8bit\.png: frame 'aachen/{FRAME}' "
+                                           rf"has two images \({FRAME}_leftImg8bit\.jpg and "):
+        list_frames(cityscapes, "val")
+    from pipeline.formats.unlabeled import list_split
+    with pytest.raises(DatasetError, match="has two images"):
+        list_split("cityscapes", cityscapes, "val")
+
+
+@pytest.mark.parametrize("where", [".", "aachen/extra"])
+def test_an_image_outside_a_city_folder_is_refused_not_skipped(cityscapes, make_png, where):
+    from pipeline.formats.unlabeled import list_split
+
+    split = cityscapes / "leftImg8bit" / "val"
+    stray = make_png(split / where / f"{FRAME}_leftImg8bit.png", 64, 32)
+    for listing in (lambda: list_frames(cityscapes, "val"),
+                    lambda: list_split("cityscapes", cityscapes, "val")):
+        with pytest.raises(DatasetError, match=rf"{re.escape(str(stray))}: image is not in a "
+                                               r"city folder"):
+            listing()

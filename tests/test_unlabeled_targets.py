@@ -330,3 +330,19 @@ def test_ablate_covers_the_three_label_modes(tmp_path, tiny_data):
     table = (tmp_path / "runs" / "abl_ablation" / "ablation.md").read_text()
     assert "| **cm_cl_pseudo: class-aware memory + contrastive loss, target labels: pseudo** |" \
         in table
+
+
+def test_a_folder_target_follows_symlinked_subfolders_and_refuses_one_frame_twice(
+        tmp_path, make_png):
+    elsewhere = tmp_path / "elsewhere"
+    make_png(elsewhere / "b.png")
+    flat = tmp_path / "flat"
+    make_png(flat / "a.png")
+    (flat / "more").symlink_to(elsewhere, target_is_directory=True)
+    (elsewhere / "loop").symlink_to(flat, target_is_directory=True)     # walked once
+    both = unlabeled.list_split("folder", flat, "train", val_fraction=0.5) \
+        + unlabeled.list_split("folder", flat, "val", val_fraction=0.5)
+    assert sorted(p.relative_to(flat).as_posix() for p in both) == ["a.png", "more/b.png"]
+    make_png(flat / "a.jpg")
+    with pytest.raises(DatasetError, match=r"a\.png: frame 'a' has two images \(a\.jpg and a\.png\)"):
+        unlabeled.list_split("folder", flat, "train")

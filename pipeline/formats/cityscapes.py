@@ -28,12 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.formats.common import (
-    IMAGE_SUFFIXES,
     BadInputLog,
     Box,
     DatasetError,
     ImageRecord,
+    by_frame,
     check_policies,
+    image_files,
     map_label,
     read_image_size,
     read_json,
@@ -96,13 +97,8 @@ def _index(root: Path, split: str) -> list[tuple[Path, Path]]:
             )
     # Keyed by "<city>/<city>_<seq>_<frame>", the part both file names share. Hidden files
     # are skipped: archives unpacked from macOS carry "._<name>" companions of every file.
-    images = {
-        f"{path.parent.name}/{path.stem[: -len(IMAGE_TAG)]}": path
-        for path in image_dir.glob("*/*")
-        if path.suffix.lower() in IMAGE_SUFFIXES
-        and path.stem.endswith(IMAGE_TAG)
-        and not path.name.startswith(".")
-    }
+    images = by_frame(city_images(image_dir),
+                      lambda path: f"{path.parent.name}/{path.stem[: -len(IMAGE_TAG)]}")
     if not images:
         raise DatasetError(
             image_dir, f"contains no <city>/*{IMAGE_TAG}.png images; check the Cityscapes root"
@@ -129,6 +125,19 @@ def _index(root: Path, split: str) -> list[tuple[Path, Path]]:
             f"{_and_more(len(orphans))}; add the image or remove the file",
         )
     return [(images[key], annotations[key]) for key in sorted(images)]
+
+
+def city_images(image_dir: Path) -> list[Path]:
+    """The ``<city>/*_leftImg8bit.<png|jpg>`` images of a split folder; :class:`DatasetError`
+    for an image anywhere else under it (it would be left out without a word)."""
+    images = []
+    for path in image_files(image_dir):
+        if len(path.relative_to(image_dir).parts) != 2:
+            raise DatasetError(path, f"image is not in a city folder ({image_dir}/<city>/); "
+                                     "move it into one or remove it")
+        if path.stem.endswith(IMAGE_TAG):
+            images.append(path)
+    return images
 
 
 def _and_more(count: int) -> str:

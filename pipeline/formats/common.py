@@ -18,11 +18,15 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
+
+from detection.images import displayed_size, open_image
 
 logger = logging.getLogger(__name__)
 
@@ -221,15 +225,48 @@ def map_label(
     return None
 
 
+def image_files(folder: Path) -> list[Path]:
+    """Every image file under ``folder`` at any depth, sorted, following symlinked folders (once
+    each: a link back up the tree is not walked again); hidden files and folders (macOS ``._``
+    companions, ``.cache``) skipped."""
+    found, seen = [], set()
+    for top, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(top)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [Path(top) / f for f in files
+                  if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_SUFFIXES]
+    return sorted(found)
+
+
+def by_frame(paths: Iterable[Path], frame_of: Callable[[Path], str]) -> dict[str, Path]:
+    """``{frame: path}``; :class:`DatasetError` naming both files when two images are one frame
+    (``a.png`` beside ``a.jpg``): which one the labels describe is the user's to say."""
+    frames: dict[str, Path] = {}
+    for path in paths:
+        frame = frame_of(path)
+        if frame in frames:
+            raise DatasetError(path, f"frame {frame!r} has two images ({frames[frame].name} and "
+                                     f"{path.name}); keep one")
+        frames[frame] = path
+    return frames
+
+
 def read_image_size(path: Path, verify: bool = False) -> tuple[int, int]:
-    """Return ``(width, height)`` of an image file, reading only its header unless ``verify``.
+    """Return ``(width, height)`` of an image file as it is shown (its EXIF orientation
+    applied, as every reader decodes it: :func:`detection.images.to_rgb`), reading only its
+    header unless ``verify``.
 
     With ``verify`` the whole image is decoded, which is what catches truncated files.
-    Raises :class:`DatasetError` naming the file when it is missing, unreadable or truncated.
+    Raises :class:`DatasetError` naming the file when it is missing, unreadable, truncated or
+    past the decompression-bomb limit.
     """
     try:
-        with Image.open(path) as im:
-            size = im.size
+        with open_image(path) as im:
+            size = displayed_size(im)
             if verify:
                 im.load()
     except FileNotFoundError:
@@ -245,7 +282,7 @@ def read_image_size(path: Path, verify: bool = False) -> tuple[int, int]:
 def read_json(path: str | Path) -> object:
     """Parse a JSON file, raising :class:`DatasetError` with the line of a syntax error."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")   # a byte-order mark is not JSON
     except FileNotFoundError:
         raise DatasetError(path, "file does not exist") from None
     except UnicodeDecodeError as exc:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +74,9 @@ class KittiObject:
     score: float | None = None
 
 
+DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
 def parse_label_line(line: str, path: str | Path, lineno: int) -> KittiObject:
     """Parse one label line; ``path`` and ``lineno`` only serve the error message."""
     tokens = line.split()
@@ -85,12 +89,12 @@ def parse_label_line(line: str, path: str | Path, lineno: int) -> KittiObject:
         )
     values: dict[str, str | float | int] = {"type": tokens[0]}
     for name, token in zip(FIELDS[1:] + ("score",), tokens[1:]):
-        try:
-            number = float(token)
-        except ValueError:
+        # Not float() alone: it also reads "1_0.00" (as 10.0), "nan" and "inf".
+        if not DECIMAL.fullmatch(token):
             raise DatasetError(
                 path, f"field '{name}' must be a number, found {token!r}", line=lineno
-            ) from None
+            )
+        number = float(token)
         if name == "occluded":
             if not number.is_integer():
                 raise DatasetError(
@@ -125,7 +129,7 @@ def format_label_line(obj: KittiObject) -> str:
 def _read_numbered(path: Path) -> list[tuple[int, KittiObject]]:
     """The objects of a label file with their 1-based line numbers; blank lines are skipped."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")   # a leading byte-order mark is dropped
     except FileNotFoundError:
         raise DatasetError(path, "label file does not exist") from None
     except UnicodeDecodeError:
@@ -343,7 +347,7 @@ def split_frames(
 def _parse_frame_list(path: Path) -> list[tuple[int, str]]:
     """``(line number, frame id)`` of a frame list file."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise DatasetError(path, "frame list file does not exist") from None
     except (UnicodeDecodeError, OSError):

@@ -18,15 +18,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from pipeline.formats import cityscapes, kitti
-from pipeline.formats.common import IMAGE_SUFFIXES, DatasetError, ImageRecord, read_image_size, \
-    read_json
+from pipeline.formats.common import IMAGE_SUFFIXES, DatasetError, ImageRecord, by_frame, \
+    image_files, read_image_size, read_json
 
 
-def _images_under(folder: Path, pattern: str = "**/*") -> list[Path]:
-    """Sorted image files under ``folder``; hidden files (macOS ``._`` companions) skipped."""
-    return sorted(p for p in folder.glob(pattern)
-                  if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+def _frame_in(folder: Path):
+    return lambda path: path.relative_to(folder).with_suffix("").as_posix()
 
 
 def list_split(fmt: str, root: str | Path, split: str, *, train_split: str = "train",
@@ -40,7 +37,8 @@ def list_split(fmt: str, root: str | Path, split: str, *, train_split: str = "tr
     folder = train_split if split == "train" else val_split
     if fmt == "cityscapes":
         where = root / cityscapes.IMAGE_DIR / folder
-        paths = _images_under(where, f"*/*{cityscapes.IMAGE_TAG}.*") if where.is_dir() else []
+        paths = list(by_frame(cityscapes.city_images(where), _frame_in(where)).values()) \
+            if where.is_dir() else []
     elif fmt == "coco":
         where = Path(annotations)
         data = read_json(where)
@@ -52,11 +50,13 @@ def list_split(fmt: str, root: str | Path, split: str, *, train_split: str = "tr
     elif fmt in ("kitti", "folder"):
         if fmt == "folder" and (root / train_split).is_dir() and (root / val_split).is_dir():
             where = root / folder
-            paths = _images_under(where)
+            paths = list(by_frame(image_files(where), _frame_in(where)).values())
         else:
             where = root / kitti.IMAGE_DIR if fmt == "kitti" else root
-            frames = _images_under(where, "*" if fmt == "kitti" else "**/*")
-            by_id = {p.relative_to(where).with_suffix("").as_posix(): p for p in frames}
+            frames = image_files(where)
+            if fmt == "kitti":      # KITTI's frames are the files of image_2/ itself
+                frames = [p for p in frames if p.parent == where]
+            by_id = by_frame(frames, _frame_in(where))
             if val_list:
                 train_ids, val_ids = kitti.split_by_list(
                     sorted(by_id), kitti.read_frame_list(val_list), val_list)

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
-from detection.images import to_rgb
+from detection.images import open_image, to_rgb
 from pipeline.formats import coco
-from pipeline.formats.common import IMAGE_SUFFIXES, Box, DatasetError, read_image_size
+from pipeline.formats.common import IMAGE_SUFFIXES, Box, DatasetError, image_files, \
+    read_image_size
 
 
 @dataclass(frozen=True)
@@ -96,8 +96,7 @@ def read_image_set(path: str | Path) -> ImageSet:
 
 
 def _read_folder(folder: Path) -> ImageSet:
-    paths = sorted((p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
-                    and p.is_file()), key=lambda p: p.relative_to(folder).as_posix())
+    paths = image_files(folder)
     if not paths:
         raise DatasetError(folder, f"holds no images ({', '.join(IMAGE_SUFFIXES)}, searched "
                                    "recursively)")
@@ -111,7 +110,7 @@ def _read_folder(folder: Path) -> ImageSet:
 def load_image(item: ImageItem) -> np.ndarray:
     """``(H, W, 3)`` uint8 RGB; :class:`DatasetError` if unreadable or not of the listed size."""
     try:
-        with Image.open(item.path) as image:
+        with open_image(item.path) as image:
             pixels = np.array(to_rgb(image))   # a writable copy, as torch wants
     except FileNotFoundError:
         raise DatasetError(item.path, "image does not exist") from None

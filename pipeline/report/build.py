@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
-from detection.images import to_rgb
+from detection.images import open_image, to_rgb
 from pipeline import __version__
 from pipeline.config import dump_config
 from pipeline.formats.coco import read_manifest
@@ -236,7 +236,7 @@ def _stage_order(state: dict) -> list[str]:
 
 
 def _open(path: str | Path) -> Image.Image:
-    with Image.open(path) as image:
+    with open_image(path) as image:
         return to_rgb(image)
 
 

@@ -26,7 +26,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from detection.images import to_rgb
+from detection.images import open_image, to_rgb
 from detection.manifest import write_bytes
 from pipeline.translation.sources import SourceImage, label_bytes, output_names
 
@@ -49,7 +49,7 @@ class DecodeDataset(Dataset):
         try:
             data = Path(path).read_bytes()
             digest = hashlib.sha256(data).hexdigest()
-            with Image.open(io.BytesIO(data)) as image:
+            with open_image(io.BytesIO(data)) as image:
                 array = np.array(to_rgb(image))   # writable, as torch wants
             if array.shape[:2] != (height, width):
                 error = (f"image is {array.shape[1]}x{array.shape[0]} but the input lists it "

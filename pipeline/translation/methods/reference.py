@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from detection.images import to_rgb
+from detection.images import open_image, to_rgb
 from pipeline.formats import coco
 from pipeline.translation.errors import TranslationError
 
@@ -63,7 +63,7 @@ class ReferenceSet:
         to it (bilinear). Raises :class:`TranslationError` naming an unreadable file."""
         path = self.paths[index]
         try:
-            with Image.open(path) as image:
+            with open_image(path) as image:
                 rgb = to_rgb(image)
                 if size is not None and rgb.size != size:
                     rgb = rgb.resize(size, Image.Resampling.BILINEAR)
