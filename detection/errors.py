@@ -1,4 +1,4 @@
-"""The one exception type of this package."""
+"""The one exception type of this package, and the short form of other libraries' errors."""
 
 from __future__ import annotations
 
@@ -22,3 +22,10 @@ def require_detectron2() -> None:
         import detectron2  # noqa: F401
     except ImportError:
         raise DetectionError(DETECTRON2_MISSING) from None
+
+
+def brief(exc: BaseException, limit: int = 300) -> str:
+    """``Type: first line of the message``, cut at ``limit`` characters: torch's load errors
+    run to pages (every key of a state dict, or a paragraph on ``weights_only``)."""
+    text = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+    return text if len(text) <= limit else text[:limit] + " ..."

@@ -45,7 +45,7 @@ from tqdm import tqdm
 from detection.config import DetectorConfig, SolverConfig
 from detection.data import IterationBatchSampler, ManifestDataset, collate
 from detection.distributed import distributed_context
-from detection.errors import DetectionError
+from detection.errors import DetectionError, brief
 from detection.manifest import Manifest, torch_save, write_json
 
 logger = logging.getLogger(__name__)
@@ -125,8 +125,8 @@ def _load_backbone(resnet: nn.Module, path: Path) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means "wrong file"
-        raise DetectionError(f"{path}: cannot read backbone weights ({exc}); give a torchvision "
-                             "ResNet state dict saved with torch.save") from None
+        raise DetectionError(f"{path}: cannot read backbone weights ({brief(exc)}); give a "
+                             "torchvision ResNet state dict saved with torch.save") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict", state.get("model")), dict):
         state = state.get("state_dict", state.get("model"))
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}
@@ -292,8 +292,8 @@ def _load_checkpoint(path: Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - a truncated or foreign file
-        raise DetectionError(f"{path}: cannot read the checkpoint ({exc}); delete it to train "
-                             "again") from None
+        raise DetectionError(f"{path}: cannot read the checkpoint ({brief(exc)}); delete it to "
+                             "train again") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise DetectionError(f"{path}: not a checkpoint of the torchvision backend")
     if state.get("version") != CHECKPOINT_VERSION:

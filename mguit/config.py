@@ -283,6 +283,11 @@ class TranslatorConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def validate(self) -> None:
+        stride = self.model.stride
+        if self.train.crop % stride or self.train.crop < 2 * stride:
+            raise ValueError(
+                f"train.crop {self.train.crop} must be a multiple of the networks' stride "
+                f"{stride} (2**model.num_downsample) and at least {2 * stride}")
         if self.model.feature_channels != self.memory.key_dim:
             raise ValueError(
                 f"memory.key_dim {self.memory.key_dim} must equal the encoders' output width "

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pipeline import __version__, ablation, synthetic
 from pipeline.config import (NAMED_WEIGHTS, ConfigError, MetricsConfig, TranslateConfig,
-                             load_config)
+                             check_seed, load_config)
 from pipeline.formats.common import DatasetError
 from pipeline.lock import LockError
 from pipeline.logs import add_run_log, setup_logging
@@ -134,6 +134,11 @@ def _seed_list(text: str) -> list[int]:
     seeds = [int(p) for p in parts]
     if len(set(seeds)) != len(seeds):
         raise argparse.ArgumentTypeError(f"{text!r} repeats a seed")
+    for seed in seeds:
+        try:
+            check_seed("a seed", seed)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
     return seeds
 
 
@@ -368,7 +373,7 @@ def _os_error_message(exc: OSError) -> str:
 def _weights(args: argparse.Namespace) -> int:
     import os
 
-    from pipeline.weights import WeightsError, fetch, local_path, needed_files
+    from pipeline.weights import WeightsError, fetch, local_path, local_status, needed_files
 
     if args.cache is not None:
         os.environ["TORCH_HOME"] = str(args.cache.resolve() / "torch")
@@ -384,8 +389,9 @@ def _weights(args: argparse.Namespace) -> int:
             continue
         if key not in named:
             path = local_path(config, key, value)
-            rows.append((key, "present" if path.is_file() else "missing", str(path), "local file"))
-            failed |= not path.is_file()
+            status = local_status(path)
+            rows.append((key, status, str(path), "local file"))
+            failed |= status != "present"
             continue
         weight = named[key]
         if args.download and weight.status() != "present":
@@ -400,8 +406,8 @@ def _weights(args: argparse.Namespace) -> int:
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths)), row[3])
     if failed:
-        print("missing files: run `pipeline weights CONFIG --download` with a network, or put "
-              "each file at the path shown", file=sys.stderr)
+        print("missing or unusable files: run `pipeline weights CONFIG --download` with a "
+              "network, or put each file at the path shown", file=sys.stderr)
     return 1 if failed else 0
 
 

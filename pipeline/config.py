@@ -21,8 +21,9 @@ import yaml
 
 from detection.config import DetectorConfig
 from mguit.config import TranslatorConfig
-from pipeline.schema import (ConfigError, Origin, build, check_yaml_size, field_paths, key_lines,
-                             section_type, short_repr, suggest, to_plain)
+from pipeline.schema import (ConfigError, Origin, build, check_unique_keys, check_yaml_size,
+                             field_paths, key_lines, section_type, short_repr, suggest, to_plain,
+                             yaml_problem)
 
 KITTI_CLASS_MAP = {
     "Pedestrian": "person", "Person_sitting": "person", "Car": "car", "Truck": "truck",
@@ -31,6 +32,15 @@ KITTI_CLASS_MAP = {
 CITYSCAPES_CLASS_MAP = {"person": "person", "car": "car", "truck": "truck", "bicycle": "bicycle"}
 
 Split = Literal["source_train", "source_val", "target_train", "target_val"]
+
+#: Seeds are what numpy's and PyTorch's generators all take: 32-bit unsigned integers.
+MAX_SEED = 2**32 - 1
+
+
+def check_seed(name: str, value: int) -> None:
+    """``ValueError`` unless ``value`` is a seed (0 ... 2**32 - 1)."""
+    if not 0 <= value <= MAX_SEED:
+        raise ValueError(f"{name} must be an integer in [0, {MAX_SEED}], got {short_repr(value)}")
 
 
 @dataclass
@@ -48,6 +58,7 @@ class RunConfig:
     threads: Optional[int] = None
 
     def validate(self) -> None:
+        check_seed("run.seed", self.seed)
         if self.threads is not None and self.threads < 1:
             raise ValueError("run.threads must be >= 1 (or null)")
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.name):
@@ -109,6 +120,7 @@ class DomainConfig:
     val_annotations: Optional[str] = None
 
     def validate(self) -> None:
+        check_seed("split_seed", self.split_seed)
         if not self.class_map:
             raise ValueError("class_map is empty: map the dataset's labels to data.classes")
         if not 0.0 <= self.val_fraction < 1.0:
@@ -207,6 +219,7 @@ class TranslateConfig:
     fda_beta: float = 0.01               # FDA's low-frequency window: floor(min(H, W) * beta)
 
     def validate(self) -> None:
+        check_seed("translate.seed", self.seed)
         for name in ("num_samples", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"translate.{name} must be >= 1")
@@ -260,6 +273,7 @@ class MetricsConfig:
     selectivity_images: Optional[int] = 1000
 
     def validate(self) -> None:
+        check_seed("metrics.seed", self.seed)
         for name in ("diversity_images", "batch_size", "kid_subsets", "is_splits",
                      "style_pixels_per_box"):
             if getattr(self, name) < 1:
@@ -308,6 +322,7 @@ class ReportConfig:
     thumbnail_height: int = 160           # pixels; grid images are scaled to this height
 
     def validate(self) -> None:
+        check_seed("report.seed", self.seed)
         for name in ("grid_images", "thumbnail_height"):
             if getattr(self, name) < 1:
                 raise ValueError(f"report.{name} must be >= 1")
@@ -413,10 +428,13 @@ def parse_override(text: str) -> tuple[str, object]:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*", key):
         raise ConfigError(f"override {short_repr(key)}: not a dotted key like run.name")
     try:
-        check_yaml_size(yaml.compose(raw, Loader=yaml.SafeLoader), f"override {key}")
+        node = yaml.compose(raw, Loader=yaml.SafeLoader)
+        check_yaml_size(node, f"override {key}")
+        check_unique_keys(node, f"override {key}", lines=False)
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
-        raise ConfigError(f"override {key}: value is not valid YAML ({exc})") from None
+        raise ConfigError(f"override {key}: value is not valid YAML: {yaml_problem(exc)[1]}; "
+                          "quote a value that holds YAML's special characters") from None
     return key, value
 
 
@@ -476,11 +494,15 @@ def read_yaml_tree(path: Path, _seen: tuple[Path, ...] = ()) -> tuple[dict, dict
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc.strerror}){where}") from None
     try:
-        check_yaml_size(yaml.compose(text, Loader=yaml.SafeLoader), str(path))
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        check_yaml_size(node, str(path))
+        check_unique_keys(node, str(path))
         data = yaml.safe_load(text)
         lines = {k: (path, n) for k, n in key_lines(text).items()}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        line, problem = yaml_problem(exc)
+        raise ConfigError(f"{path}{'' if line is None else f':{line}'}: not valid YAML: "
+                          f"{problem}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 import reprlib
 import types
 import typing
@@ -61,6 +62,43 @@ def check_yaml_size(node: yaml.Node | None, where: str, limit: int = MAX_YAML_NO
             stack += n.value
 
 
+def yaml_problem(exc: yaml.YAMLError) -> tuple[int | None, str]:
+    """``(line, "what is wrong (column c)")`` of a YAML error on one line, where PyYAML's own text
+    spans seven with the source quoted twice."""
+    problem = getattr(exc, "problem", None)
+    mark = getattr(exc, "problem_mark", None)
+    if not problem:
+        return None, " ".join(str(exc).split())
+    if mark is None:
+        return None, problem
+    return mark.line + 1, f"{problem} (column {mark.column + 1})"
+
+
+def check_unique_keys(node: yaml.Node | None, where: str, lines: bool = True) -> None:
+    """Raise :class:`ConfigError` naming both lines when a YAML mapping sets one key twice
+    (``yaml.safe_load`` keeps the last silently: a second ``data:`` block would drop the first,
+    a second ``_base_`` switch the config). Keys merged in by ``<<`` may be overridden."""
+    stack, seen_nodes = [node] if node is not None else [], set()
+    while stack:
+        n = stack.pop()
+        if id(n) in seen_nodes:
+            continue
+        seen_nodes.add(id(n))
+        if isinstance(n, yaml.MappingNode):
+            first: dict[str, int] = {}
+            for k, v in n.value:
+                if isinstance(k, yaml.ScalarNode) and k.tag != "tag:yaml.org,2002:merge":
+                    line = k.start_mark.line + 1
+                    if k.value in first:
+                        also = f" (also on line {first[k.value]})" if lines else ""
+                        raise ConfigError(f"{where}{f':{line}' if lines else ''}: key "
+                                          f"{short_repr(k.value)} is set twice{also}; keep one")
+                    first[k.value] = line
+                stack += (k, v)
+        elif isinstance(n, yaml.SequenceNode):
+            stack += n.value
+
+
 def key_lines(text: str) -> dict[str, int]:
     """Map every dotted key of a YAML mapping document to its 1-based line number.
 
@@ -93,6 +131,24 @@ class Origin:
     file: Path | None = None
     lines: dict[str, tuple[Path, int]] = dataclasses.field(default_factory=dict)
     overrides: frozenset[str] = frozenset()
+
+    def blamed(self, prefix: str, message: str) -> str | None:
+        """The key below ``prefix`` that a section's validation ``message`` names first (as
+        ``train.crop`` or ``crop``), an override before a file's line; None if it names none."""
+        def first(keys) -> str | None:
+            hits = []
+            for key in keys:
+                parts = key[len(prefix):].split(".")
+                for n in range(len(parts)):
+                    found = re.search(rf"(?<![\w]){re.escape('.'.join(parts[n:]))}(?![\w])",
+                                      message)
+                    if found:
+                        hits.append((found.start(), -len(parts) + n, key))
+                        break
+            return min(hits)[2] if hits else None
+
+        under = [k for k in self.overrides if k.startswith(prefix)]
+        return first(under) or first([k for k in self.lines if k.startswith(prefix)])
 
     def where(self, key: str) -> str:
         if key in self.overrides:
@@ -171,7 +227,8 @@ def build(cls: type, data: Any, origin: Origin, prefix: str = "") -> Any:
         try:
             validate()
         except ValueError as exc:
-            raise ConfigError(f"{origin.where(prefix.rstrip('.') or '<top>')}: {exc}") from None
+            key = origin.blamed(prefix, str(exc)) or prefix.rstrip(".") or "<top>"
+            raise ConfigError(f"{origin.where(key)}: {exc}") from None
     return obj
 
 

@@ -21,6 +21,7 @@ import re
 import time
 import urllib.error
 import urllib.request
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +52,26 @@ class WeightFile:
         if not self.path.is_file():
             return "missing"
         return "present" if sha256_matches(self.path, self.sha256) else "hash mismatch"
+
+
+def local_status(path: Path) -> str:
+    """``present``, ``missing``, or what is wrong with a weights file given as a path, from its
+    first and last bytes: PyTorch's files are zip archives (``torch.save``, TorchScript; a
+    truncated one has lost its directory) or, older and Detectron2's ``.pkl``, pickles."""
+    if not path.exists():
+        return "missing"
+    if path.is_dir():
+        return "a folder, not a weights file"
+    try:
+        if zipfile.is_zipfile(path):
+            return "present"
+        with path.open("rb") as f:
+            head = f.read(2)
+    except OSError as exc:
+        return f"unreadable ({exc.strerror})"
+    if len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5:    # a pickle's PROTO opcode
+        return "present"
+    return "not a weights file (neither a PyTorch zip archive nor a pickle)"
 
 
 def torch_hub_checkpoints() -> Path:

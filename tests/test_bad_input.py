@@ -637,3 +637,132 @@ def test_a_kitti_number_python_reads_but_kitti_does_not_write_is_refused(token):
         parse_label_line(line, "a.txt", 7)
     good = parse_label_line(line.replace(token, "-1.5e1"), "a.txt", 7)
     assert good.alpha == -15.0
+
+
+# -- Second round (issue 27): config files, overrides, weights -------------------------------------
+
+
+@pytest.mark.parametrize("override, message", [
+    ("translator.train.crop=66", "command-line override translator.train.crop: train.crop 66 must "
+                                 "be a multiple of the networks' stride 4"),
+    ("translator.train.crop=4", "train.crop 4 must be a multiple of the networks' stride 4 "
+                                "(2**model.num_downsample) and at least 8"),
+    ("run.seed=-1", "command-line override run.seed: run.seed must be an integer in "
+                    "[0, 4294967295], got -1"),
+    ("run.seed=18446744073709551617", "run.seed must be an integer in [0, 4294967295]"),
+    ("translate.seed=-2", "command-line override translate.seed: translate.seed must be"),
+    ("data.source.split_seed=-2", "command-line override data.source.split_seed: split_seed"),
+    ("translator.train.iterations=-5", "command-line override translator.train.iterations: "
+                                       "train.iterations must be >= 1"),
+])
+def test_values_that_fail_later_are_refused_at_load_naming_the_override(
+        tmp_path, tiny_data, caplog, override, message):
+    config = write_config(tmp_path, tiny_data, extra="""\
+        translator:
+          model: {num_downsample: 2}
+          train: {iterations: 3, crop: 32, resize: 96}
+        """)
+    assert main(["run", str(config), override]) == 2
+    assert message in caplog.text
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_bad_value_in_the_file_is_blamed_on_its_own_line(tmp_path, tiny_data, caplog):
+    config = write_config(tmp_path, tiny_data, extra="""\
+        translator:
+          train:
+            resize: 96
+            crop: 66
+        """)
+    line = config.read_text().splitlines().index("    crop: 66") + 1
+    assert main(["stages", str(config)]) == 2
+    assert f"{config}:{line}: translator.train.crop: train.crop 66 must be" in caplog.text
+
+
+def test_ablate_refuses_a_seed_past_32_bits_before_creating_a_run(tmp_path, tiny_data, capsys):
+    config = write_config(tmp_path, tiny_data)
+    with pytest.raises(SystemExit) as exit_:
+        main(["ablate", str(config), "--seeds", "0,99999999999999999999"])
+    assert exit_.value.code == 2
+    assert "a seed must be an integer in [0, 4294967295]" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("text, line, first", [
+    ("data:\n  classes: [car]\nrun: {seed: 1}\ndata:\n  classes: [person]\n", 4, 1),
+    ("_base_: a.yaml\nrun: {seed: 1}\n_base_: b.yaml\n", 3, 1),
+    ("run:\n  seed: 1\n  seed: 2\n", 3, 2),
+])
+def test_a_key_set_twice_in_a_config_file_is_refused_naming_both_lines(tmp_path, caplog, text,
+                                                                       line, first):
+    config = tmp_path / "twice.yaml"
+    config.write_text(text)
+    assert main(["stages", str(config)]) == 2
+    assert f"{config}:{line}: key " in caplog.text
+    assert f"is set twice (also on line {first}); keep one" in caplog.text
+
+
+def test_yaml_merge_keys_may_still_be_overridden(tmp_path, tiny_data):
+    from pipeline.config import load_config
+
+    config = write_config(tmp_path, tiny_data, extra="""\
+        metrics: &shared {seed: 3}
+        report:
+          <<: *shared
+          seed: 5
+        """)
+    loaded = load_config(config)
+    assert (loaded.metrics.seed, loaded.report.seed) == (3, 5)
+
+
+def test_a_key_set_twice_in_an_override_is_refused(tmp_path, tiny_data, caplog):
+    config = write_config(tmp_path, tiny_data)
+    assert main(["stages", str(config), "data.source.class_map={Car: car, Car: truck}"]) == 2
+    assert "override data.source.class_map: key 'Car' is set twice; keep one" in caplog.text
+
+
+@pytest.mark.parametrize("where", ["file", "override"])
+def test_invalid_yaml_is_one_line_with_its_position(tmp_path, tiny_data, caplog, where):
+    config = write_config(tmp_path, tiny_data)
+    if where == "file":
+        config.write_text(config.read_text() + "report:\n  seed: [1\n")
+        args = ["stages", str(config)]
+    else:
+        args = ["stages", str(config), "run.name=[a"]
+    caplog.clear()
+    assert main(args) == 2
+    [error] = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert "\n" not in error and "not valid YAML: expected ',' or ']'" in error
+    assert "(column " in error
+
+
+def test_weights_lists_a_garbage_local_file_and_a_folder_as_unusable(tmp_path, tiny_data, capsys):
+    import torch
+
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"this is not a checkpoint at all")
+    good = tmp_path / "good.pth"
+    torch.save({"w": torch.zeros(2)}, good)
+    truncated = tmp_path / "truncated.pth"
+    truncated.write_bytes(good.read_bytes()[:-40])
+    for path, status in ((junk, "not a weights file"), (tmp_path, "a folder, not a weights file"),
+                         (truncated, "not a weights file"), (good, "present")):
+        config = write_config(tmp_path, tiny_data, extra=f"detector: {{weights: {path}}}\n")
+        assert main(["weights", str(config)]) == (0 if status == "present" else 1)
+        row = [line for line in capsys.readouterr().out.splitlines()
+               if line.startswith("detector.weights")][0]
+        assert status in row
+
+
+def test_junk_backbone_weights_are_one_line(tmp_path):
+    import torchvision
+
+    from detection.errors import DetectionError
+    from detection.torchvision_backend import _load_backbone
+
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"\x80\x02this is a broken pickle")
+    with pytest.raises(DetectionError) as error:
+        _load_backbone(torchvision.models.resnet18(), junk)
+    assert "\n" not in str(error.value) and "junk.pth: cannot read backbone weights" in str(
+        error.value)

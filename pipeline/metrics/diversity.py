@@ -28,7 +28,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from pipeline.metrics.errors import MetricsError, brief
+from detection.errors import brief
+from pipeline.metrics.errors import MetricsError
 from pipeline.metrics.images import ImageItem, load_image
 
 if TYPE_CHECKING:

@@ -34,7 +34,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from pipeline.metrics.errors import MetricsError, brief
+from detection.errors import brief
+from pipeline.metrics.errors import MetricsError
 
 Network = Callable[[Tensor], Tensor]
 

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from detection.errors import brief
 from mguit.config import TranslatorConfig
 from mguit.data import BACKGROUND, class_mask
 from mguit.inference import load_translator
@@ -110,7 +111,7 @@ class TranslatorMethod:
             raise TranslationError(str(exc)) from None
         except Exception as exc:  # noqa: BLE001 - torch.load raises many types for a non-checkpoint
             raise TranslationError(f"{checkpoint}: cannot be loaded as an MGUIT checkpoint "
-                                   f"({type(exc).__name__}: {exc})") from None
+                                   f"({brief(exc)})") from None
         if expected is not None:
             check_checkpoint_config(model.cfg, expected, checkpoint)
         if options.channels_last:
