@@ -26,6 +26,7 @@ import logging
 import os
 import shutil
 import time
+import zipfile
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -278,7 +279,28 @@ def _resume_or_restart(out_dir: Path, settings: dict, on_change: str) -> dict | 
                        out_dir, summary)
         shutil.rmtree(out_dir)
         return None
-    return read_card(out_dir) if (out_dir / CARD).is_file() else None
+    if not (out_dir / CARD).is_file():
+        return None
+    card = read_card(out_dir)
+    checkpoint = out_dir / card["checkpoint"]
+    if not intact(checkpoint):
+        # The card describes a checkpoint that is gone or cut: the training is not finished
+        # any more; it resumes from what is left (the backend's newest intact checkpoint).
+        logger.warning("%s: %s; training again from the newest intact checkpoint", checkpoint,
+                       "missing" if not checkpoint.exists() else "truncated or corrupt")
+        (out_dir / CARD).unlink()
+        return None
+    return card
+
+
+def intact(checkpoint: Path) -> bool:
+    """Whether ``checkpoint`` (a ``torch.save`` zip archive, as both backends write) is whole:
+    every member's CRC checked, which a truncated or overwritten file fails."""
+    try:
+        with zipfile.ZipFile(checkpoint) as archive:
+            return archive.testzip() is None
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def _sha256(path: Path) -> str:

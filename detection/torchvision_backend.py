@@ -13,7 +13,8 @@ layers, linear warmup then step decay, counted in iterations. Files in ``out_dir
     last.pt               model, optimizer, iteration, RNG state (written atomically; an
                           interrupted training resumes from it; the lr schedule is a function
                           of the iteration)
-    model_NNNNNNN.pt      the weights at each checkpoint (``solver.keep_snapshots``)
+    model_NNNNNNN.pt      a copy of last.pt at each checkpoint (``solver.keep_snapshots``):
+                          what a training resumes from, exactly, when last.pt is lost or cut
     tensorboard/          losses and learning rate
 
 Checkpoints are plain dicts of tensors and builtins, read with ``torch.load(weights_only=True)``.
@@ -189,15 +190,15 @@ def train(manifests: Sequence[Manifest], out_dir: Path, classes: Sequence[str],
                                 momentum=solver.momentum)
     iteration = 0
     last = out_dir / LAST
-    if last.exists():
-        state = _load_checkpoint(last)
+    state = _resume_state(out_dir)
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"]["torch"])
         if state["rng"]["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         iteration = state["iteration"]
-        logger.info("resuming from %s at iteration %d", last, iteration)
+        logger.info("resuming from %s at iteration %d", out_dir, iteration)
     for group in optimizer.param_groups:
         group.setdefault("initial_lr", solver.lr)
     # The lr is a function of the iteration, recomputed here rather than restored: a longer
@@ -284,16 +285,45 @@ def _save(model: nn.Module, optimizer: torch.optim.Optimizer, iteration: int, ar
     }
     torch_save(state, out_dir / LAST)
     if snapshot:
-        torch_save({k: state[k] for k in ("format", "version", "iteration", "arch", "classes",
-                                          "model")}, out_dir / f"model_{iteration:07d}.pt")
+        torch_save(state, out_dir / f"model_{iteration:07d}.pt")
+
+
+def _resume_state(out_dir: Path) -> dict | None:
+    """The state a training in ``out_dir`` continues from: ``last.pt``, or when it is missing
+    or cannot be read (a kill during a copy, a full disk), the newest snapshot that can, saying
+    so; None when there is neither (a fresh start). :class:`DetectionError` when checkpoints
+    exist and none of them can be resumed from."""
+    last = out_dir / LAST
+    snapshots = sorted(out_dir.glob("model_*.pt"), reverse=True)
+    if not last.exists() and not snapshots:
+        return None
+    problem = f"{last}: missing"
+    if last.exists():
+        try:
+            return _load_checkpoint(last)
+        except DetectionError as exc:
+            problem = str(exc)
+    for snapshot in snapshots:
+        try:
+            state = _load_checkpoint(snapshot)
+        except DetectionError:
+            continue
+        if "optimizer" in state:        # older snapshots hold the weights only
+            logger.warning("%s; resuming from the newest intact snapshot %s instead (iteration "
+                           "%d), which replaces it", problem, snapshot.name, state["iteration"])
+            torch_save(state, last)
+            return state
+    if not last.exists():
+        return None
+    raise DetectionError(f"{problem}; no intact snapshot in {out_dir} to fall back to: delete "
+                         f"{last.name} to train from scratch")
 
 
 def _load_checkpoint(path: Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - a truncated or foreign file
-        raise DetectionError(f"{path}: cannot read the checkpoint ({brief(exc)}); delete it to "
-                             "train again") from None
+        raise DetectionError(f"{path}: cannot read the checkpoint ({brief(exc)})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise DetectionError(f"{path}: not a checkpoint of the torchvision backend")
     if state.get("version") != CHECKPOINT_VERSION:

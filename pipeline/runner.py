@@ -52,6 +52,33 @@ def _flatten(data: object, prefix: str = "") -> dict[str, object]:
     return {prefix: data}
 
 
+# The fields of a finished stage's record in state.json, with their JSON types.
+_RECORD_FIELDS = {"config": dict, "inputs": dict, "outputs": list, "started_at": str,
+                  "finished_at": str}
+
+
+def _state_problem(state: object) -> str | None:
+    """What makes ``state`` (state.json parsed) unusable, or None."""
+    if not isinstance(state, dict):
+        return f"a JSON {type(state).__name__}, not an object"
+    if state.get("version") != STATE_VERSION:
+        return None         # another version's file is set aside whatever it holds
+    stages = state.get("stages")
+    if not isinstance(stages, dict):
+        return "'stages' is not an object"
+    if not isinstance(state.get("order", []), list):
+        return "'order' is not a list"
+    for name, record in stages.items():
+        if not isinstance(record, dict):
+            return f"stage {name!r} is not an object"
+        for field, kind in _RECORD_FIELDS.items():
+            if not isinstance(record.get(field), kind):
+                return f"stage {name!r}: {field!r} is not a {kind.__name__}"
+        if not isinstance(record.get("output_fingerprints", {}), dict):
+            return f"stage {name!r}: 'output_fingerprints' is not a dict"
+    return None
+
+
 class Runner:
     """Runs the stages of one experiment and keeps ``state.json`` up to date."""
 
@@ -66,11 +93,19 @@ class Runner:
     def load_state(self) -> dict:
         if not self.state_path.exists():
             return {"version": STATE_VERSION, "stages": {}}
+        recover = "delete it to rerun every stage (the outputs of finished ones are reused " \
+                  "where their steps allow)"
         try:
-            state = json.loads(self.state_path.read_text())
+            state = json.loads(self.state_path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise StageError(f"{self.state_path}: corrupt state file (not UTF-8 text: byte "
+                             f"{exc.start}); {recover}") from None
         except json.JSONDecodeError as exc:
-            raise StageError(f"{self.state_path}: corrupt state file ({exc}); delete it to "
-                             "rerun every stage") from None
+            raise StageError(f"{self.state_path}: corrupt state file ({exc}); {recover}") \
+                from None
+        problem = _state_problem(state)
+        if problem:
+            raise StageError(f"{self.state_path}: corrupt state file ({problem}); {recover}")
         if state.get("version") != STATE_VERSION:
             return {"version": STATE_VERSION, "stages": {}}
         return state
@@ -100,6 +135,9 @@ class Runner:
             if fingerprint(Path(out)) != mark:
                 return StageStatus(stage.name, "stale", f"output changed since the stage "
                                                         f"wrote it: {out}")
+        problem = stage.check_outputs(self.ctx)
+        if problem:
+            return StageStatus(stage.name, "stale", problem)
         return StageStatus(stage.name, "done", f"finished {record['finished_at']}")
 
     def statuses(self) -> list[StageStatus]:

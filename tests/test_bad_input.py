@@ -766,3 +766,100 @@ def test_junk_backbone_weights_are_one_line(tmp_path):
         _load_backbone(torchvision.models.resnet18(), junk)
     assert "\n" not in str(error.value) and "junk.pth: cannot read backbone weights" in str(
         error.value)
+
+
+# -- Second round (issue 27): a run's own outputs and bookkeeping ------------------------------------
+
+
+def _detector_config(tmp_path, tiny_data, keep_snapshots: bool) -> Path:
+    from tiny_run import detector_section
+
+    detector = detector_section(["source_only"]).replace(
+        "checkpoint_every: 2,\n           keep_snapshots: false",
+        f"checkpoint_every: 1,\n           keep_snapshots: {str(keep_snapshots).lower()}")
+    assert "checkpoint_every: 1" in detector
+    return write_config(tmp_path, tiny_data, extra=detector)
+
+
+def _weights(path: Path) -> dict:
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)["model"]
+
+
+def test_a_truncated_detector_checkpoint_makes_the_stage_stale_and_resumes_from_a_snapshot(
+        tmp_path, tiny_data, caplog, capsys):
+    import torch
+
+    config = _detector_config(tmp_path, tiny_data, keep_snapshots=True)
+    assert main(["run", str(config), "--only", "prepare,train_detector"]) == 0
+    folder = tmp_path / "runs" / "t" / "detector" / "source_only"
+    last = folder / "last.pt"
+    uninterrupted = _weights(last)
+    assert sorted(p.name for p in folder.glob("model_*.pt")) == ["model_0000001.pt",
+                                                                "model_0000002.pt"]
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    (folder / "model_0000002.pt").unlink()
+    capsys.readouterr()
+    assert main(["stages", str(config)]) == 0
+    assert f"output changed since the stage wrote it: {last}" in capsys.readouterr().out
+    assert main(["run", str(config), "--only", "train_detector"]) == 0
+    assert "resuming from the newest intact snapshot model_0000001.pt instead (iteration 1)" \
+        in caplog.text
+    resumed = _weights(last)
+    assert all(torch.equal(resumed[k], uninterrupted[k]) for k in uninterrupted)
+    capsys.readouterr()
+    assert main(["stages", str(config)]) == 0
+    assert re.search(r"train_detector +done", capsys.readouterr().out)
+
+
+def test_a_deleted_detector_checkpoint_is_trained_again(tmp_path, tiny_data, caplog, capsys):
+    config = _detector_config(tmp_path, tiny_data, keep_snapshots=False)
+    assert main(["run", str(config), "--only", "prepare,train_detector"]) == 0
+    last = tmp_path / "runs" / "t" / "detector" / "source_only" / "last.pt"
+    last.unlink()
+    capsys.readouterr()
+    assert main(["stages", str(config)]) == 0
+    assert f"output missing: {last}" in capsys.readouterr().out
+    assert main(["run", str(config), "--only", "train_detector"]) == 0
+    assert f"{last}: missing; training again from the newest intact checkpoint" in caplog.text
+    assert torch_iteration(last) == 2
+
+
+def test_a_translated_image_deleted_after_the_stage_is_noticed_and_translated_again(
+        tmp_path, tiny_data, caplog, capsys):
+    config = write_config(tmp_path, tiny_data, extra=TINY_TRANSLATOR)
+    assert main(["run", str(config), "--to", "translate"]) == 0
+    image = tmp_path / "runs" / "t" / "translated" / "image_2" / "000004.png"
+    original = image.read_bytes()
+    image.unlink()
+    capsys.readouterr()
+    assert main(["stages", str(config)]) == 0
+    assert re.search(rf"translate +stale +output missing: {re.escape(str(image))} ",
+                     capsys.readouterr().out)
+    caplog.clear()
+    assert main(["run", str(config), "--only", "translate"]) == 0
+    assert ": 8 images, 1 to translate in 1 batches, 7 outputs reused" in caplog.text
+    assert image.read_bytes() == original
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b"[]", "a JSON list, not an object"),
+    (b"\xff\xfe{}", "not UTF-8 text: byte 0"),
+    (b'{"version": 1, "stages": []}', "'stages' is not an object"),
+    (b'{"version": 1, "stages": {"prepare": []}}', "stage 'prepare' is not an object"),
+    (b'{"version": 1, "stages": {"prepare": {"config": {}, "inputs": {}, "outputs": "x", '
+     b'"started_at": "", "finished_at": ""}}}', "stage 'prepare': 'outputs' is not a list"),
+])
+def test_a_corrupt_state_file_is_named_with_what_to_do(tmp_path, tiny_data, caplog, content,
+                                                      problem):
+    config = write_config(tmp_path, tiny_data)
+    state = tmp_path / "runs" / "t" / "state.json"
+    state.parent.mkdir(parents=True)
+    state.write_bytes(content)
+    for command in (["stages", str(config)], ["run", str(config), "--only", "prepare"]):
+        caplog.clear()
+        assert main(command) == 1
+        assert f"{state}: corrupt state file ({problem}); delete it to rerun every stage" \
+            in caplog.text
+        assert "Traceback" not in caplog.text

@@ -27,6 +27,10 @@ def _no_keys(config: Config) -> tuple[str, ...]:
     return ()
 
 
+def _nothing_wrong(ctx: RunContext) -> str | None:
+    return None
+
+
 @dataclass(frozen=True)
 class Stage:
     name: str
@@ -44,6 +48,9 @@ class Stage:
     active: Callable[[Config], bool] = _always
     # Config keys the stage depends on beyond ``config_keys`` under this config.
     more_config_keys: Callable[[Config], tuple[str, ...]] = _no_keys
+    # What is wrong with the stage's outputs beyond its output files (e.g. an image a
+    # translation manifest lists is gone), or None: a reason makes a finished stage stale.
+    check_outputs: Callable[[RunContext], str | None] = _nothing_wrong
 
     def keys(self, config: Config) -> tuple[str, ...]:
         """Every config key whose change makes the stage stale under ``config``."""
@@ -88,6 +95,7 @@ STAGES: tuple[Stage, ...] = (
         config_keys=translate.CONFIG_KEYS,
         inputs=translate.input_paths,
         outputs=translate.output_paths,
+        check_outputs=translate.check_outputs,
         run=translate.run,
         speed_keys=("translate.workers", "translate.writers"),
     ),
@@ -99,6 +107,7 @@ STAGES: tuple[Stage, ...] = (
         more_config_keys=translate_baselines.more_config_keys,
         inputs=translate_baselines.input_paths,
         outputs=translate_baselines.output_paths,
+        check_outputs=translate_baselines.check_outputs,
         run=translate_baselines.run,
         uses_device=False,
         active=translate_baselines.active,

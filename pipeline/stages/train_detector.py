@@ -27,6 +27,7 @@ are the ranks).
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import multiprocessing
 import os
@@ -74,7 +75,17 @@ def input_paths(ctx: RunContext) -> list[Path]:
 
 
 def output_paths(ctx: RunContext) -> list[Path]:
-    return [detector_dir(ctx.run_dir, s) / CARD for s in ctx.config.train_sets]
+    """Each detector's card and the checkpoint it names: a checkpoint deleted or cut after the
+    stage makes it stale, and the rerun trains from the newest intact checkpoint."""
+    paths = []
+    for train_set in ctx.config.train_sets:
+        folder = detector_dir(ctx.run_dir, train_set)
+        paths.append(folder / CARD)
+        try:
+            paths.append(folder / json.loads((folder / CARD).read_text())["checkpoint"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass        # no card (yet), or one that fails: the card itself is reported
+    return paths
 
 
 def run(ctx: RunContext) -> dict:

@@ -43,6 +43,12 @@ def output_paths(ctx: RunContext) -> list[Path]:
     return [translated_dir(ctx.run_dir) / ANNOTATIONS, translated_dir(ctx.run_dir) / MANIFEST]
 
 
+def check_outputs(ctx: RunContext) -> str | None:
+    from pipeline.translation.records import missing_output
+
+    return missing_output(translated_dir(ctx.run_dir))
+
+
 def run(ctx: RunContext) -> dict:
     from pipeline.translation import translate_dataset  # imports torch: only when it runs
 

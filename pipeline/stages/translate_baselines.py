@@ -56,6 +56,16 @@ def output_paths(ctx: RunContext) -> list[Path]:
             for name in (ANNOTATIONS, MANIFEST)]
 
 
+def check_outputs(ctx: RunContext) -> str | None:
+    from pipeline.translation.records import missing_output
+
+    for method in methods(ctx.config):
+        problem = missing_output(baseline_dir(ctx.run_dir, method))
+        if problem:
+            return problem
+    return None
+
+
 def run(ctx: RunContext) -> dict:
     # Both import torch: only when the stage runs.
     from pipeline.translation import translate_dataset

@@ -139,13 +139,14 @@ def translate_dataset(
                                                options.batch_size)))
         mine = [images[i] for batch in batches for i in batch]
         final = verify_outputs(out_dir, mine, k, done_candidates(out_dir), options.writers)
-        todo = [b for b in batches if any((images[i].key, s) not in final
-                                          for i in b for s in range(k))]
+        pending = {i for b in batches for i in b
+                   if any((images[i].key, s) not in final for s in range(k))}
+        todo = [b for b in batches if pending.intersection(b)]
         summary = TranslationSummary(out_dir, str(shard), len(images), reused=len(final))
         logger.info("translate %s -> %s: %d images%s, %d to translate in %d batches, %d outputs "
                     "reused; %s on %s", sources.input, out_dir, len(images),
                     "" if shard.whole else f" (shard {shard}: {len(mine)})",
-                    sum(len(b) for b in todo), len(todo), len(final), method.description,
+                    len(pending), len(todo), len(final), method.description,
                     method.device)
         if todo:
             (out_dir / ANNOTATIONS).unlink(missing_ok=True)

@@ -52,6 +52,22 @@ _TEMP = re.compile(r"\..+\.tmp")   # detection.manifest.write_bytes' temporary n
 OutputId = tuple[str, int]         # (image key, style sample index)
 
 
+def missing_output(folder: Path) -> str | None:
+    """The first file that the finished manifest of ``folder`` lists and that is gone (an image
+    or its label copy deleted after the translation), as a reason; None when all are there.
+    Existence only: reading every image back is what ``translate`` does on a rerun."""
+    try:
+        with open(folder / MANIFEST, encoding="utf-8") as lines:
+            for line in lines:
+                record = json.loads(line)
+                for name in (record.get("image"), record.get("label")):
+                    if name and not (folder / name).is_file():
+                        return f"output missing: {folder / name} (listed in {MANIFEST})"
+    except (OSError, ValueError, AttributeError) as exc:
+        return f"{folder / MANIFEST} cannot be read ({exc})"
+    return None
+
+
 def shard_log_name(shard: Shard) -> str:
     """The log a shard appends to; a whole (unsharded) run appends to ``manifest.jsonl``."""
     return MANIFEST if shard.whole else f"manifest.shard-{shard.index}-of-{shard.count}.jsonl"
