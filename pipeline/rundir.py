@@ -7,6 +7,7 @@ of a run changed since it was recorded in ``state.json``.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import os
 from pathlib import Path
@@ -81,6 +82,24 @@ def translation_metrics(run_dir: Path) -> Path:
 
 def report_dir(run_dir: Path) -> Path:
     return run_dir / "report"
+
+
+#: What the stages write directly in a run directory (pseudo_unlabeled/ and pseudo_round<r>/
+#: match "pseudo_*"). Anything else there is the user's, e.g. an export's folder.
+RUN_ENTRIES = ("data", "translator", "translated", "baselines", "detector", "eval", "report",
+               "state.json", "config.resolved.yaml", "pipeline.log", "pseudo_*", ".*")
+
+
+def run_entry_holding(run_dir: Path, path: Path) -> Path | None:
+    """The entry of ``run_dir`` written by the pipeline that is or holds ``path`` (the run
+    directory itself included), or None: where a command must not write or delete."""
+    run_dir, path = run_dir.resolve(), path.resolve()
+    if path == run_dir:
+        return run_dir
+    if run_dir not in path.parents:
+        return None
+    top = path.relative_to(run_dir).parts[0]
+    return run_dir / top if any(fnmatch.fnmatchcase(top, p) for p in RUN_ENTRIES) else None
 
 
 def fingerprint(path: Path) -> str:

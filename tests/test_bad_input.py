@@ -863,3 +863,14 @@ def test_a_corrupt_state_file_is_named_with_what_to_do(tmp_path, tiny_data, capl
         assert f"{state}: corrupt state file ({problem}); delete it to rerun every stage" \
             in caplog.text
         assert "Traceback" not in caplog.text
+
+
+def test_the_folder_of_a_killed_prepare_is_removed_by_the_next_one(tmp_path, tiny_data):
+    config = write_config(tmp_path, tiny_data)
+    data = tmp_path / "runs" / "t" / "data"
+    leftover = data / ".prepare-k1ll3d"
+    leftover.mkdir(parents=True)
+    (leftover / "source_train.json").write_text("{")
+    assert main(["run", str(config), "--only", "prepare"]) == 0
+    assert not list(data.glob(".prepare-*"))
+    assert (data / "source_train.json").is_file()

@@ -148,3 +148,27 @@ def test_pseudo_labelled_target_set(run_dir, tmp_path, caplog):
     labels = manifest(tmp_path / "out" / "labels.json")
     assert len(labels["images"]) == len(target["images"])
     assert [(a["category_id"], a["bbox"]) for a in labels["annotations"]] == [(2, [1, 2, 10, 8])]
+
+
+@pytest.mark.parametrize("inside", ["detector", "translated/label_2", "data/new"])
+def test_an_export_never_writes_inside_what_the_pipeline_wrote(tiny_run, fiftyone_db, tmp_path,
+                                                               caplog, inside):
+    run_dir = tmp_path / "copy"
+    shutil.copytree(tiny_run[1] / "data", run_dir / "data")
+    shutil.copy2(tiny_run[1] / "config.resolved.yaml", run_dir)
+    (run_dir / "detector" / "source_only").mkdir(parents=True)
+    (run_dir / "detector" / "source_only" / "last.pt").write_bytes(b"weights")
+    (run_dir / "translated" / "label_2").mkdir(parents=True)
+    (run_dir / "translated" / "label_2" / "000001.txt").write_text("Car 0 0 0 1 1 5 5\n")
+
+    def files():    # the run's log records the refused commands, as it should
+        return sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*")
+                      if p.name != "pipeline.log")
+
+    before = files()
+    for extra in ((), ("--overwrite",)):
+        assert export(run_dir, "source_val", "kitti", run_dir / inside, *extra) == 1
+        assert "which belongs to the run (the pipeline writes it)" in caplog.text
+    assert files() == before
+    assert export(run_dir, "source_val", "kitti", run_dir / "exports" / "kitti") == 0
+    assert (run_dir / "exports" / "kitti" / "labels").is_dir()

@@ -27,6 +27,7 @@ import logging
 import os
 import secrets
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline import rundir
@@ -77,11 +78,19 @@ def _exporter(fo, fmt: str, set_name: str, classes: list[str]) -> dict:
     return {"dataset_type": fo.types.KITTIDetectionDataset}
 
 
-def _check_out(out: Path, overwrite: bool, keep: set[Path]) -> None:
-    """Refuse an ``out`` that is a file, that is not empty (unless ``overwrite``), or that holds
-    one of the ``keep`` folders (replacing it would delete them)."""
+def _check_out(out: Path, overwrite: bool, keep: set[Path], runs: Sequence[Path] = ()) -> None:
+    """Refuse an ``out`` that is a file, that lies in what the pipeline writes in one of the
+    ``runs`` directories, that is not empty (unless ``overwrite``), or that holds one of the
+    ``keep`` folders (replacing it would delete them)."""
     if out.exists() and not out.is_dir():
         raise InspectionError(f"{out}: exists and is not a folder; choose another --out")
+    for run_dir in runs:
+        owned = rundir.run_entry_holding(run_dir, out)
+        if owned is not None:
+            raise InspectionError(f"{out}: {'is' if owned == out else 'lies inside'} {owned}, "
+                                  "which belongs to the run (the pipeline writes it); an export "
+                                  "there would replace or mix with the run's own files: choose "
+                                  f"another --out (e.g. {run_dir / 'exports' / out.name})")
     if not (out.is_dir() and any(out.iterdir())):
         return
     if not overwrite:
@@ -119,7 +128,7 @@ def export_set(ctx: RunContext, set_name: str, fmt: str, out: str | Path,
     out = Path(out).resolve()
     images = set_images(ctx, set_name)
     folders = {ctx.run_dir, *(image.filepath.parent for image in images)}
-    _check_out(out, overwrite, {folder.resolve() for folder in folders})
+    _check_out(out, overwrite, {folder.resolve() for folder in folders}, [ctx.run_dir])
     classes = list(ctx.config.data.classes)
     fo = connect(ctx.config.inspect.database_dir)
     # A scratch dataset: non-persistent, so FiftyOne removes it even if this process dies.

@@ -68,6 +68,9 @@ def input_paths(ctx: RunContext) -> list[Path]:
     return paths
 
 
+TEMP_PREFIX = ".prepare-"
+
+
 def output_paths(ctx: RunContext) -> list[Path]:
     paths = [ctx.manifest(s) for s in SPLITS] + [ctx.data_dir / "summary.json"]
     paths += [perfect_translation_manifest(ctx.config.run.path, k)
@@ -186,7 +189,10 @@ def run(ctx: RunContext) -> dict:
     ctx.data_dir.mkdir(parents=True, exist_ok=True)
     log = BadInputLog()
     counts: dict[str, dict] = {}
-    tmp = Path(tempfile.mkdtemp(prefix=".prepare-", dir=ctx.data_dir))
+    # A killed prepare leaves its folder behind; the run directory is this process's (locked).
+    for leftover in ctx.data_dir.glob(f"{TEMP_PREFIX}*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=ctx.data_dir))
     finished = False
     try:
         image_paths: list[str] = []
