@@ -231,7 +231,7 @@ def train(manifests: Sequence[Manifest], out_dir: Path, classes: Sequence[str],
                 f" ({solver.batch_size // world} on each of {world} processes)" if world > 1
                 else "", out_dir / "tensorboard")
     bar = tqdm(total=end, initial=iteration, desc=f"train detector {out_dir.name}", unit="it",
-               disable=not progress or rank != 0, dynamic_ncols=True)
+               disable=None if progress and rank == 0 else True, dynamic_ncols=True)
     model.train()
     try:
         for images, targets in loader:
@@ -352,7 +352,7 @@ def predict(checkpoint: Path, manifest: Manifest, out_json: Path, cfg: DetectorC
                         collate_fn=collate)
     results = []
     for images, targets in tqdm(loader, desc=f"predict {manifest.path.name}", unit="batch",
-                                disable=not progress, dynamic_ncols=True):
+                                disable=None if progress else True, dynamic_ncols=True):
         outputs = model([im.to(dev) for im in images])
         for out, target in zip(outputs, targets):
             boxes = out["boxes"].cpu()

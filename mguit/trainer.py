@@ -400,7 +400,7 @@ class Trainer:
         t = self.cfg.train
         losses: dict[str, float] = {}
         bar = tqdm(total=end, initial=self.iteration, desc="train translator", unit="it",
-                   disable=not self.progress, dynamic_ncols=True)
+                   disable=None if self.progress else True, dynamic_ncols=True)
         self.model.train()
         for batch in self.loader(self.iteration, end):
             batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()

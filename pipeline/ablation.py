@@ -137,8 +137,8 @@ def reference_config(config_path: str | Path, overrides: Sequence[str], base_nam
     ])
 
 
-def _run_stages(config: Config, stages: Sequence[str], force: bool) -> Path:
-    runner = Runner(config)
+def _run_stages(config: Config, stages: Sequence[str], force: bool, progress: bool = True) -> Path:
+    runner = Runner(config, progress)
     handler = add_run_log(runner.ctx.run_dir) if runner.is_main else None
     try:
         logger.info("ablation run %s", runner.ctx.run_dir)
@@ -153,11 +153,12 @@ def _run_stages(config: Config, stages: Sequence[str], force: bool) -> Path:
 def run_ablation(config_path: str | Path, overrides: Sequence[str] = (),
                  variants: tuple[str, ...] = VARIANT_KEYS, seeds: Sequence[int] | None = None,
                  force: bool = False, reference: bool = True,
-                 labels: Sequence[str] | None = None) -> Path:
+                 labels: Sequence[str] | None = None, progress: bool = True) -> Path:
     """Run every (variant, target labels, seed) and, with ``reference``, each seed's
     source-only and oracle detectors (resuming what is done), then write the table. ``seeds``
     defaults to the config's ``run.seed``, ``labels`` (modes of ``data.target.labels``) to the
-    config's. Returns the folder holding ``ablation.json`` and ``ablation.md``."""
+    config's; ``progress``: bars on a terminal. Returns the folder holding ``ablation.json``
+    and ``ablation.md``."""
     base = load_config(config_path, list(overrides))
     seeds = list(seeds) if seeds else [base.run.seed]
     modes = list(labels) if labels else [base.data.target.labels]
@@ -174,7 +175,8 @@ def run_ablation(config_path: str | Path, overrides: Sequence[str] = (),
     if reference:
         for seed in seeds:
             run_dir = _run_stages(reference_config(config_path, overrides, base.run.name, seed,
-                                                   reference_labels), REFERENCE_STAGES, force)
+                                                   reference_labels), REFERENCE_STAGES, force,
+                                  progress)
             references[str(seed)] = reference_detectors(run_dir)
             source_only[str(seed)] = reference_checkpoint(run_dir, "source_only")
     gap_classes = base.evaluate.gap_classes or list(base.data.classes)
@@ -192,7 +194,7 @@ def run_ablation(config_path: str | Path, overrides: Sequence[str] = (),
             for seed in seeds:
                 config = variant_config(config_path, overrides, variant, base.run.name, seed,
                                         mode, labellers.get(str(seed)))
-                run_dir = _run_stages(config, STAGES, force)
+                run_dir = _run_stages(config, STAGES, force, progress)
                 if mode == "none" and base.pseudo_labels.checkpoint is None \
                         and base.pseudo_labels.detector == "translated_unlabeled":
                     labellers[str(seed)] = reference_checkpoint(run_dir, "translated")

@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="stop after this stage")
     run.add_argument("--force", action="store_true",
                      help="rerun the selected stages even when they are up to date")
+    _add_progress_arg(run)
 
     stages = sub.add_parser("stages", help="show each stage's state: done / stale / todo, and why")
     _add_config_args(stages)
@@ -87,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "prefetch on a machine with a network, then run offline.")
     _add_config_args(weights)
     weights.add_argument("--download", action="store_true", help="fetch the missing files")
+    _add_progress_arg(weights)
     weights.add_argument("--cache", type=Path, metavar="DIR",
                          help="cache root instead of the libraries' own (sets TORCH_HOME=DIR/torch "
                               "and FVCORE_CACHE=DIR/iopath_cache; export them for the runs)")
@@ -122,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "figure)")
     ablate.add_argument("--force", action="store_true",
                         help="rerun every stage of the variants even when up to date")
+    _add_progress_arg(ablate)
     _add_inspection_parsers(sub)
     return parser
 
@@ -201,6 +204,7 @@ def _add_translate_parser(sub: argparse._SubParsersAction) -> None:
                    help="replace a translation with other settings found in DIR")
     p.add_argument("--merge", action="store_true",
                    help="only merge the shards in DIR (run apart, copied together)")
+    _add_progress_arg(p)
 
 
 def _add_metrics_parser(sub: argparse._SubParsersAction) -> None:
@@ -279,6 +283,11 @@ def _metrics(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_progress_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-progress", action="store_true",
+                        help="draw no progress bars (they are drawn only on a terminal anyway)")
+
+
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="experiment YAML file (see configs/)")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
@@ -311,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "weights":
             return _weights(args)
         config = load_config(args.config, args.overrides)
-        runner = Runner(config)
+        runner = Runner(config, progress=not getattr(args, "no_progress", False))
         if args.command == "stages":
             return _print_stages(runner)
         if runner.is_main:
@@ -396,7 +405,7 @@ def _weights(args: argparse.Namespace) -> int:
         weight = named[key]
         if args.download and weight.status() != "present":
             try:
-                fetch(weight)
+                fetch(weight, progress=not args.no_progress)
             except WeightsError as exc:
                 logger.error("%s", exc)
         status = weight.status()
@@ -439,13 +448,16 @@ def _translate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int
     if baseline:
         from pipeline.translation.methods import build_baseline
 
-        method = build_baseline(args.method, Path(args.reference), options, Path(args.output))
+        method = build_baseline(args.method, Path(args.reference), options, Path(args.output),
+                                not args.no_progress)
         translate_dataset(args.input, args.output, options=options, method=method,
-                          shard=args.shard, overwrite=args.overwrite)
+                          shard=args.shard, overwrite=args.overwrite,
+                          progress=not args.no_progress)
     else:
         translate_dataset(args.input, args.output, args.checkpoint, options,
                           device=args.device, shard=args.shard, overwrite=args.overwrite,
-                          reference=args.reference if args.style == "exemplar" else None)
+                          reference=args.reference if args.style == "exemplar" else None,
+                          progress=not args.no_progress)
     return 0
 
 
@@ -459,7 +471,8 @@ def _ablate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         parser.error(f"unknown --labels mode(s) {', '.join(modes)} "
                      f"(modes: {', '.join(ablation.LABEL_MODES)})")
     ablation.run_ablation(args.config, args.overrides, tuple(args.variants), seeds=args.seeds,
-                          labels=args.labels, force=args.force, reference=args.reference)
+                          labels=args.labels, force=args.force, reference=args.reference,
+                          progress=not args.no_progress)
     return 0
 
 

@@ -24,6 +24,8 @@ class RunContext:
 
     config: Config
     workdir: Path | None = None
+    # Progress bars, drawn only where stderr is a terminal (tqdm's disable=None); False: none.
+    progress: bool = True
 
     @property
     def run_dir(self) -> Path:

@@ -82,8 +82,8 @@ def _state_problem(state: object) -> str | None:
 class Runner:
     """Runs the stages of one experiment and keeps ``state.json`` up to date."""
 
-    def __init__(self, config: Config):
-        self.ctx = RunContext(config)
+    def __init__(self, config: Config, progress: bool = True):
+        self.ctx = RunContext(config, progress=progress)
         self.stages = active_stages(config)
         self.state_path = state_file(self.ctx.run_dir)
         # Under torchrun every rank runs the stages; only rank 0 writes the run's bookkeeping.

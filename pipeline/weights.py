@@ -144,7 +144,8 @@ def _download(weight: WeightFile, partial: Path, timeout: float, progress: bool)
             open(partial, "wb") as out:
         total = int(response.headers.get("Content-Length") or 0) or None
         with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
-                  desc=weight.path.name, disable=not progress, leave=False) as bar:
+                  desc=weight.path.name, disable=None if progress else True,
+                  leave=False) as bar:
             while block := response.read(CHUNK):
                 out.write(block)
                 bar.update(len(block))

@@ -82,7 +82,7 @@ def run(ctx: RunContext) -> dict:
             card = read_card(folder)
             predictions = out / "predictions" / f"{train_set}.json"
             predict(folder / card["checkpoint"], manifest, predictions, cfg.detector,
-                    cfg.run.device)
+                    cfg.run.device, progress=ctx.progress)
             metrics = evaluate(manifest, predictions, classes)
             detectors[train_set] = {
                 "backend": card["backend"],

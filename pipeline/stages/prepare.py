@@ -121,10 +121,11 @@ def kitti_split(domain: DomainConfig) -> tuple[list[str], list[str]]:
     return kitti.split_frames(frames, domain.val_fraction, domain.split_seed)
 
 
-def verify_images(paths: list[str], workers: int) -> None:
+def verify_images(paths: list[str], workers: int, progress: bool = True) -> None:
     """Decode every image fully (in ``workers`` processes); the first bad one raises."""
     chunks = [paths[i:i + VERIFY_CHUNK] for i in range(0, len(paths), VERIFY_CHUNK)]
-    with tqdm(total=len(paths), desc="verify images", unit="img", leave=False) as bar:
+    with tqdm(total=len(paths), desc="verify images", unit="img", leave=False,
+              disable=None if progress else True) as bar:
         for done in Parallel(n_jobs=max(workers, 1), return_as="generator")(
             delayed(_verify_chunk)(chunk) for chunk in chunks
         ):
@@ -202,7 +203,8 @@ def run(ctx: RunContext) -> dict:
             labeled = split_labeled(domain, part)
             records = read_domain(domain, data, part, log)
             records = _collect_paths(tqdm(records, desc=f"read {split}", unit="img",
-                                          leave=False), image_paths)
+                                          leave=False, disable=None if ctx.progress else True),
+                                     image_paths)
             counts[split] = coco.write_manifest(
                 tmp / f"{split}.json", records, data.classes, domain.root,
                 info={"description": f"{split} of run {ctx.config.run.name}",
@@ -219,7 +221,7 @@ def run(ctx: RunContext) -> dict:
             image_paths += write_perfect_translation(tmp / "source_train.json", Path(folder),
                                                      tmp / out.name)
         if data.verify_images:
-            verify_images(image_paths, ctx.config.run.workers)
+            verify_images(image_paths, ctx.config.run.workers, ctx.progress)
         summary = {"splits": counts, "bad_input": log.to_dict(), "classes": data.classes}
         write_text(tmp / "summary.json", json.dumps(summary, indent=2, sort_keys=True))
         for name in (*SPLITS, "summary"):

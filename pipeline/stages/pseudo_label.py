@@ -130,7 +130,7 @@ def _derived_context(ctx: RunContext, folder: str, labels: str | None = None) ->
         data = dataclasses.replace(data, target=dataclasses.replace(data.target, labels=labels))
     config = dataclasses.replace(
         cfg, data=data, translate=dataclasses.replace(cfg.translate, checkpoint=None))
-    return RunContext(config, workdir=ctx.run_dir / folder)
+    return RunContext(config, workdir=ctx.run_dir / folder, progress=ctx.progress)
 
 
 def label(ctx: RunContext, checkpoint: Path, detector_cfg: DetectorConfig, *,
@@ -151,7 +151,8 @@ def label(ctx: RunContext, checkpoint: Path, detector_cfg: DetectorConfig, *,
             predictions = Path(tmp) / "predictions.json"
             try:
                 manifest = load_manifest(target, cfg.data.classes)
-                predict(checkpoint, target, predictions, detector_cfg, cfg.run.device)
+                predict(checkpoint, target, predictions, detector_cfg, cfg.run.device,
+                        progress=ctx.progress)
             except DetectionError as exc:
                 raise StageError(f"pseudo_label: {exc}") from None
             detections = json.loads(predictions.read_text(encoding="utf-8"))

@@ -136,7 +136,8 @@ def train_one(ctx: RunContext, train_set: str, detector_cfg: DetectorConfig) -> 
                 ", ".join(str(p) for p in train_manifests(ctx, train_set)))
     try:
         return train(train_manifests(ctx, train_set), out_dir, detector_cfg, cfg.run.device,
-                     classes=cfg.data.classes, seed=cfg.run.seed, on_change="restart")
+                     classes=cfg.data.classes, seed=cfg.run.seed, on_change="restart",
+                     progress=ctx.progress)
     except DetectionError as exc:
         raise StageError(f"train_detector {train_set}: {exc}") from None
 

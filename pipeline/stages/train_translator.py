@@ -62,7 +62,7 @@ def run(ctx: RunContext) -> dict:
     # then replaced rather than continued.
     trainer = Trainer(cfg.translator, *domains, out_dir, device=cfg.run.device,
                       seed=cfg.run.seed, target_labeled=labeled, on_data_change="restart",
-                      unlabeled_target=cfg.data.target.unlabeled_rule)
+                      unlabeled_target=cfg.data.target.unlabeled_rule, progress=ctx.progress)
     logger.info("training MGUIT for %d iterations on %s (batch %d, %d source / %d target "
                 "images, target boxes: %s); TensorBoard: tensorboard --logdir %s",
                 trainer.total_iterations, trainer.device, cfg.translator.train.batch_size,

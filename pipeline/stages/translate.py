@@ -56,7 +56,7 @@ def run(ctx: RunContext) -> dict:
     out = translated_dir(ctx.run_dir)
     summary = translate_dataset(
         ctx.manifest(cfg.translate.split), out, checkpoint_path(ctx), cfg.translate,
-        device=cfg.run.device, expected=cfg.translator,
+        device=cfg.run.device, expected=cfg.translator, progress=ctx.progress,
         reference=reference_manifest(ctx) if cfg.translate.style == "exemplar" else None,
         # The folder is this stage's: a translation with other settings in it is stale.
         overwrite=(out / SETTINGS).exists(),

@@ -76,10 +76,11 @@ def run(ctx: RunContext) -> dict:
     for name in methods(cfg):
         out = baseline_dir(ctx.run_dir, name)
         method = build_baseline(name, ctx.manifest(cfg.translate.reference_split), cfg.translate,
-                                out)
+                                out, ctx.progress)
         logger.info("baseline %s: %s", name, method.description)
         summary = translate_dataset(
             ctx.manifest(cfg.translate.split), out, options=cfg.translate, method=method,
+            progress=ctx.progress,
             # The folder is this stage's: a translation with other settings in it is stale.
             overwrite=(out / SETTINGS).exists(),
         )

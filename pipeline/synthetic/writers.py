@@ -204,7 +204,8 @@ def _run_tasks(root: Path, tasks: Sequence[_Task], seed: int, width: int, height
                draws: int, n_jobs: int, progress: bool) -> None:
     jobs = Parallel(n_jobs=n_jobs, return_as="generator", batch_size=8)(
         delayed(_write_task)(root, task, seed, width, height, draws) for task in tasks)
-    with tqdm(total=len(tasks), desc="synthetic data", unit="img", disable=not progress) as bar:
+    with tqdm(total=len(tasks), desc="synthetic data", unit="img",
+              disable=None if progress else True) as bar:
         for _ in jobs:
             bar.update()
 

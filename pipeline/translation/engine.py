@@ -372,7 +372,7 @@ class _Loop:
                             pin_memory=self.method.device.type == "cuda",
                             prefetch_factor=2 if o.workers else None)
         bar = tqdm(total=sum(len(b) for b in batches), desc="translate", unit="img",
-                   disable=not self.progress, dynamic_ncols=True, leave=False)
+                   disable=None if self.progress else True, dynamic_ncols=True, leave=False)
         with ThreadPoolExecutor(o.writers, thread_name_prefix="translate-write") as pool, \
                 torch.inference_mode(), bar:
             try:

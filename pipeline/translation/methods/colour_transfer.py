@@ -61,7 +61,7 @@ def dataset_moments(reference: ReferenceSet, progress: bool = True
     squares = np.zeros(3)
     count = 0
     for index in tqdm(range(len(reference)), desc="reference statistics", unit="img",
-                      disable=not progress, leave=False):
+                      disable=None if progress else True, leave=False):
         lab = srgb_to_lab(reference.load(index)).reshape(-1, 3).astype(np.float64)
         total += lab.sum(axis=0)
         squares += (lab * lab).sum(axis=0)
