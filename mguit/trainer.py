@@ -286,6 +286,11 @@ class Trainer:
                 logger.info("removed %s, left by an interrupted checkpoint write", tmp)
         last = self.checkpoint_dir / "last.pt"
         if not last.exists():
+            # Deleted by hand (or lost): the snapshots still hold the run, if one can be read.
+            if not self._resume_from_snapshot(f"{last}: missing") and \
+                    list(self.checkpoint_dir.glob("iter_*.pt")):
+                logger.warning("%s: missing and no snapshot can be read; training from the "
+                               "start", last)
             return
         try:
             self.load(last)
@@ -298,19 +303,26 @@ class Trainer:
         except CheckpointError as exc:
             if "unreadable checkpoint" not in str(exc):
                 raise
-            snapshots = sorted(self.checkpoint_dir.glob("iter_*.pt"), reverse=True)
-            for snapshot in snapshots:
-                try:
-                    self.load(snapshot)
-                except CheckpointError as other:
-                    logger.warning("%s", other)
-                    continue
-                logger.warning("%s; resuming from the newest intact snapshot %s instead "
-                               "(iteration %d)", exc, snapshot.name, self.iteration)
-                return
-            raise CheckpointError(f"{exc}; no intact snapshot in {self.checkpoint_dir} to fall "
-                                  f"back to: delete {last} to train from the start") from None
+            if not self._resume_from_snapshot(str(exc)):
+                raise CheckpointError(f"{exc}; no intact snapshot in {self.checkpoint_dir} to "
+                                      f"fall back to: delete {last} to train from the start") \
+                    from None
+            return
         logger.info("resuming from %s at iteration %d", last, self.iteration)
+
+    def _resume_from_snapshot(self, why: str) -> bool:
+        """Load the newest snapshot that can be read in place of ``last.pt`` (``why`` says
+        what is wrong with it); False when none can."""
+        for snapshot in sorted(self.checkpoint_dir.glob("iter_*.pt"), reverse=True):
+            try:
+                self.load(snapshot)
+            except CheckpointError as other:
+                logger.warning("%s", other)
+                continue
+            logger.warning("%s; resuming from the newest intact snapshot %s instead "
+                           "(iteration %d)", why, snapshot.name, self.iteration)
+            return True
+        return False
 
     def _start_over(self, reason: Exception) -> None:
         """Empty the training folder (checkpoints, logs, samples) of a training on other data."""

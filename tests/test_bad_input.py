@@ -893,3 +893,55 @@ def test_no_progress_bars_off_a_terminal_and_errors_start_their_own_line(tmp_pat
         with pytest.raises(SystemExit):
             main([sub, "--help"])
         assert "--no-progress" in capsys.readouterr().out
+
+
+KILL_AT_ITERATION = """\
+import os, signal, sys
+from mguit.trainer import Trainer
+from pipeline.cli import main
+step = Trainer.step
+def killed(self, batch):
+    if self.iteration == 7:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return step(self, batch)
+Trainer.step = killed
+main(["run", sys.argv[1], "--to", "train_translator"])
+"""
+
+
+@pytest.mark.parametrize("lose_last", [False, True])
+def test_a_translator_killed_and_resumed_equals_an_uninterrupted_one(tmp_path, tiny_data,
+                                                                     caplog, lose_last):
+    import subprocess
+    import sys
+
+    import torch
+
+    translator = TINY_TRANSLATOR.replace("iterations: 4", "iterations: 8").replace(
+        "snapshot_every: 2", "snapshot_every: 4")
+    runs = {}
+    for name in ("straight", "killed"):
+        folder = tmp_path / name
+        folder.mkdir()
+        runs[name] = write_config(folder, tiny_data, run="workers: 1, threads: 1",
+                                  extra=translator)
+    assert main(["run", str(runs["straight"]), "--to", "train_translator"]) == 0
+    killed = subprocess.run([sys.executable, "-c", KILL_AT_ITERATION, str(runs["killed"])],
+                            capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    checkpoints = tmp_path / "killed" / "runs" / "t" / "translator" / "checkpoints"
+    assert torch_iteration(checkpoints / "last.pt") == 6
+    if lose_last:       # resumes from iter_000004.pt
+        (checkpoints / "last.pt").unlink()
+    caplog.clear()
+    assert main(["run", str(runs["killed"]), "--to", "train_translator"]) == 0
+    assert ("resuming from the newest intact snapshot iter_000004.pt instead (iteration 4)"
+            if lose_last else "last.pt at iteration 6") in caplog.text
+    straight = torch.load(tmp_path / "straight" / "runs" / "t" / "translator" / "checkpoints"
+                          / "last.pt", map_location="cpu", weights_only=True)
+    resumed = torch.load(checkpoints / "last.pt", map_location="cpu", weights_only=True)
+    assert resumed["iteration"] == straight["iteration"] == 8
+    different = [k for k in straight["model"]
+                 if not torch.equal(straight["model"][k], resumed["model"][k])]
+    assert different == []
+    assert len(straight["model"]) > 50 and "memory.values" in straight["model"]
