@@ -39,7 +39,7 @@ class SolverConfig:
     lr_steps: list[float] = field(default_factory=lambda: [0.75])
     gamma: float = 0.1
     checkpoint_every: int = 5000        # last checkpoint (what an interrupted run resumes from)
-    keep_snapshots: bool = True         # also keep each checkpoint's weights (model_NNNNNNN.*)
+    keep_snapshots: bool = True         # also keep each checkpoint (model_NNNNNNN.*): resumable
     log_every: int = 20                 # TensorBoard scalars and the progress bar's loss
 
     def validate(self) -> None:
