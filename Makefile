@@ -1,6 +1,7 @@
 # `make demo` and `make test` create .venv on first use (Python 3.11 from $(PYTHON)), install
-# the project with its pinned dependencies, then run. The install is redone only when
-# pyproject.toml changes (the stamp file records the last install).
+# the project with the exact dependency versions of constraints.txt (pyproject.toml declares
+# ranges), then run. The install is redone only when pyproject.toml or constraints.txt changes
+# (the stamp file records the last install).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -10,10 +11,10 @@ STAMP  := $(VENV)/.installed
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "setuptools<81" wheel
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
 	@touch $(STAMP)
 
 demo: $(STAMP)

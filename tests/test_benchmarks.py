@@ -1,4 +1,5 @@
-"""benchmarks/gpu.py: refuses without CUDA; its --smoke run checks the script on any device."""
+"""benchmarks/gpu.py and benchmarks/device_check.sh: they refuse without CUDA; their --smoke
+runs check the scripts on any device."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "gpu.py"
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+SCRIPT = BENCHMARKS / "gpu.py"
+CHECK = BENCHMARKS / "device_check.sh"
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is for machines without CUDA")
@@ -22,13 +25,20 @@ def test_gpu_benchmark_refuses_without_cuda():
 
 
 @pytest.mark.slow
-def test_gpu_benchmark_smoke_run_writes_every_part(tmp_path):
-    out = tmp_path / "gpu.json"
-    result = subprocess.run([sys.executable, str(SCRIPT), "--device", "cpu", "--smoke", "--out",
-                             str(out)], capture_output=True, text=True, timeout=600,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert result.returncode == 0, result.stderr[-2000:]
-    report = json.loads(out.read_text())
+def test_device_check_smoke_runs_the_cuda_tests_and_the_benchmark(tmp_path):
+    result = subprocess.run(["bash", str(CHECK), "--smoke", str(tmp_path / "out")],
+                            capture_output=True, text=True, timeout=900,
+                            env={**os.environ, "OMP_NUM_THREADS": "1",
+                                 "PYTHON": sys.executable})
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    summary = json.loads((tmp_path / "out" / "device_check.json").read_text())
+    tests = summary["cuda_tests"]
+    assert summary["ok"] is True and summary["smoke"] is True
+    assert tests["tests"] >= 9 and tests["failures"] == tests["errors"] == 0
+    if not torch.cuda.is_available():
+        assert tests["skipped"] == tests["tests"]
+        assert "no CUDA device" in (tmp_path / "out" / "cuda_tests.log").read_text()
+    report = json.loads((tmp_path / "out" / "gpu.json").read_text())
     assert report["smoke"] is True and report["machine"]["cpu_count"] >= 1
     runs = report["translate"]["runs"]
     assert {(r["amp"], r["batch_size"]) for r in runs} == {(a, b) for a in ("amp", "float32")
@@ -37,3 +47,18 @@ def test_gpu_benchmark_smoke_run_writes_every_part(tmp_path):
     assert [r["batch_size"] for r in report["translator_train_step"]] == [1, 4]
     assert 0 < report["translator_train_step"][0]["memory_share"] < 1
     assert report["detector_train_step"]["seconds_per_iteration"] > 0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the failure is for machines without CUDA")
+def test_device_check_fails_where_no_cuda_test_can_run(tmp_path):
+    result = subprocess.run(["bash", str(CHECK), str(tmp_path / "out")], capture_output=True,
+                            text=True, timeout=600, env={**os.environ, "PYTHON": sys.executable})
+    assert result.returncode == 1
+    summary = json.loads((tmp_path / "out" / "device_check.json").read_text())
+    assert summary["ok"] is False and summary["cuda_tests"]["skipped"] >= 9
+    assert summary["benchmark"]["exit_status"] == 2
+
+
+def test_device_check_without_a_folder_says_how_to_call_it():
+    result = subprocess.run(["bash", str(CHECK)], capture_output=True, text=True)
+    assert result.returncode == 2 and "usage: bash benchmarks/device_check.sh" in result.stderr
