@@ -941,8 +941,8 @@ def test_a_translator_killed_and_resumed_equals_an_uninterrupted_one(tmp_path, t
     assert main(["run", str(runs["killed"]), "--to", "train_translator"]) == 0
     assert ("resuming from the newest intact snapshot iter_000004.pt instead (iteration 4)"
             if lose_last else "last.pt at iteration 6") in caplog.text
-    straight = torch.load(tmp_path / "straight" / "runs" / "t" / "translator" / "checkpoints"
-                          / "last.pt", map_location="cpu", weights_only=True)
+    uninterrupted = tmp_path / "straight" / "runs" / "t" / "translator" / "checkpoints"
+    straight = torch.load(uninterrupted / "last.pt", map_location="cpu", weights_only=True)
     resumed = torch.load(checkpoints / "last.pt", map_location="cpu", weights_only=True)
     assert resumed["iteration"] == straight["iteration"] == 8
     different = [k for k in straight["model"]
