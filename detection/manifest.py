@@ -330,9 +330,10 @@ def temporary_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
 
 
-def write_bytes(path: str | Path, data: bytes) -> None:
+def write_bytes(path: str | Path, data: bytes | Iterable[bytes]) -> None:
     """Write ``data`` to ``path`` atomically: to a temporary file flushed to disk, then renamed
-    over ``path`` (its folder is created if needed)."""
+    over ``path`` (its folder is created if needed). ``data`` may be chunks, written as they
+    come, so a long file need not be held whole."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_path(path)
@@ -341,7 +342,8 @@ def write_bytes(path: str | Path, data: bytes) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            for chunk in [data] if isinstance(data, bytes) else data:
+                f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

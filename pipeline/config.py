@@ -143,9 +143,10 @@ class SourceDomainConfig(DomainConfig):
     """The source domain; ``perfect_translations`` optionally names KITTI ``training`` folders
     holding perfect translations of it (the same file names and sizes, target style, each an
     independent draw: the synthetic demo's ``paired/draw_<k>/training``), which ``prepare``
-    turns into ``data/source_train.perfect_<k>.json``. The first trains the
-    ``perfect_translation`` detector; the first two give the ceilings of the translation
-    metrics (``metrics`` stage)."""
+    turns into ``data/source_train.perfect_<k>.json``. The first ``translate.num_samples``
+    train the ``perfect_translation`` detector (as many images per source image as the
+    translated sets hold: MGUIT's K style samples, the baselines' K draws); the first two give
+    the ceilings of the translation metrics (``metrics`` stage)."""
 
     perfect_translations: list[str] = field(default_factory=list)
 
@@ -379,6 +380,15 @@ class Config:
             raise ValueError("detector.train_sets lists perfect_translation, which needs "
                              "data.source.perfect_translations (KITTI training folders holding "
                              "perfect translations of the source); set it or remove the set")
+        draws = len(self.data.source.perfect_translations)
+        if "perfect_translation" in self.detector.train_sets \
+                and draws < self.translate.num_samples:
+            raise ValueError(
+                f"translate.num_samples is {self.translate.num_samples}, so the translated "
+                f"sets hold {self.translate.num_samples} images per source image, and the "
+                f"perfect_translation detector takes as many draws: data.source."
+                f"perfect_translations names {draws}; name more (pipeline synth --draws) or "
+                "remove perfect_translation from detector.train_sets")
         unknown = [c for c in self.evaluate.gap_classes or () if c not in self.data.classes]
         if unknown:
             raise ValueError(f"evaluate.gap_classes {unknown} are not in data.classes "

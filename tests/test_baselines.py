@@ -265,6 +265,24 @@ def test_perfect_translation_needs_its_folder(tmp_path, tiny_data):
                            f"data.source.perfect_translations=[{tmp_path}]"])
 
 
+def test_perfect_translation_takes_as_many_draws_as_the_translations_have_samples(
+        tmp_path, tiny_data):
+    from pipeline.context import RunContext
+    from pipeline.stages.train_detector import train_manifests
+
+    path = write_config(tmp_path, tiny_data, ["source_only", "perfect_translation"])
+    draws = [str(tmp_path / f"draw_{k}") for k in range(3)]
+    with pytest.raises(ConfigError, match=r"translate.num_samples is 3.*perfect_translations "
+                                          r"names 2"):
+        load_config(path, [f"data.source.perfect_translations=[{draws[0]}, {draws[1]}]",
+                           "translate.num_samples=3"])
+    for k in (1, 3):
+        config = load_config(path, [f"data.source.perfect_translations=[{', '.join(draws)}]",
+                                    f"translate.num_samples={k}"])
+        found = train_manifests(RunContext(config), "perfect_translation")
+        assert [p.name for p in found] == [f"source_train.perfect_{i}.json" for i in range(k)]
+
+
 # ------------------------------------------------------------------ perfect translation
 
 def test_prepare_writes_the_perfect_translation_and_refuses_a_missing_or_resized_image(

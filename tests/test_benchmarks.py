@@ -1,5 +1,5 @@
 """benchmarks/gpu.py and benchmarks/device_check.sh: they refuse without CUDA; their --smoke
-runs check the scripts on any device."""
+runs check the scripts on any device. benchmarks/scale.py: its memory probe and ratios."""
 
 from __future__ import annotations
 
@@ -62,3 +62,39 @@ def test_device_check_fails_where_no_cuda_test_can_run(tmp_path):
 def test_device_check_without_a_folder_says_how_to_call_it():
     result = subprocess.run(["bash", str(CHECK)], capture_output=True, text=True)
     assert result.returncode == 2 and "usage: bash benchmarks/device_check.sh" in result.stderr
+
+
+def _scale():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import scale
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    return scale
+
+
+def test_scale_memory_probe_counts_the_tree_and_a_detached_server(tmp_path):
+    """A child that holds 300 MiB, and a process outside the tree named by the marker (as
+    FiftyOne's mongod is), are both in the peak."""
+    scale = _scale()
+    hold = "import time; b = bytearray(300 * 2**20); b[::4096] = b'x' * len(b[::4096]); " \
+           "time.sleep(1.5)"
+    marker = str(tmp_path / "db")
+    parent = subprocess.Popen([sys.executable, "-c",
+                               f"import subprocess, sys; subprocess.run([sys.executable, '-c', "
+                               f"{hold!r}])"])
+    server = subprocess.Popen([sys.executable, "-c", hold.replace("1.5", "4"), marker],
+                              start_new_session=True)    # outlives the tree: they overlap
+    with scale.TreeMemory(parent.pid, marker) as memory:
+        parent.wait()
+    server.wait()
+    assert memory.peak > 2 * 300 * 2**20
+
+
+def test_scale_ratios_compare_each_size_with_the_one_before():
+    stage = lambda s, m: {"seconds": s, "peak_rss_mib": m}     # noqa: E731
+    results = {160: {"translate": stage(10, 500)}, 640: {"translate": stage(40, 520)},
+               2560: {"translate": stage(170, 520)}}
+    assert _scale().ratios(results) == {
+        "640/160": {"translate": {"seconds": 4.0, "peak_rss_mib": 1.04}},
+        "2560/640": {"translate": {"seconds": 4.25, "peak_rss_mib": 1.0}}}

@@ -330,3 +330,20 @@ def test_table_marks_quoted_rows_and_handles_other_classes():
     assert "| Translated (MGUIT), this run | 50.0 | 50.0 | 50.0 | 20.0 | 10 |" in table
     # Only the paper's columns for these classes; its mAP is over four classes, so not shown.
     assert "| *DT [14], quoted from the paper* | *28.5* | *40.7* | – | – | – |" in table
+
+
+def test_write_bytes_streams_chunks_and_leaves_nothing_when_cut(tmp_path):
+    from detection.manifest import write_bytes
+
+    path = tmp_path / "lines.jsonl"
+    write_bytes(path, (f"{i}\n".encode() for i in range(1000)))
+    assert path.read_bytes() == b"".join(f"{i}\n".encode() for i in range(1000))
+
+    def cut():
+        yield b"first\n"
+        raise OSError("disk gone")
+
+    with pytest.raises(OSError, match="disk gone"):
+        write_bytes(path, cut())
+    assert path.read_bytes().startswith(b"0\n1\n"), "the old file stays whole"
+    assert [p.name for p in tmp_path.iterdir()] == ["lines.jsonl"], "no temporary left"

@@ -146,6 +146,49 @@ def test_predictions_and_evaluations_on_target(built):
         assert dataset.get_evaluation_info(f"eval_{detector}").config.iou == 0.5
 
 
+def test_evaluations_equal_those_of_evaluate_detections(tiny_run, fo, tmp_path):
+    """The matching runs on the samples before they are stored (pipeline.inspection.dataset.
+    Evaluations); what it stores must be what FiftyOne's evaluate_detections stores."""
+    run_dir = copy_run(tiny_run[1], tmp_path / "matched", ("data", "eval"))
+    target = manifest(run_dir / "data" / "target_val.json")
+    classes = [c["id"] for c in target["categories"]]
+    results = []
+    for n, a in enumerate(target["annotations"]):
+        x, y, w, h = a["bbox"]
+        box = {"image_id": a["image_id"], "category_id": a["category_id"], "score": 0.9}
+        if n % 3 == 0:      # found (tp), and found again at a lower score (fp)
+            results += [{**box, "bbox": [x + 0.5, y, w, h]}, {**box, "bbox": [x, y, w, h],
+                                                               "score": 0.3}]
+        elif n % 3 == 1:    # beside it (fp, and the box is missed: fn)
+            results.append({**box, "bbox": [x + w, y, w, h], "score": 0.6})
+        else:               # another class (fp, fn)
+            other = classes[(classes.index(a["category_id"]) + 1) % len(classes)]
+            results.append({**box, "category_id": other, "bbox": [x, y, w, h]})
+    metrics = manifest(run_dir / "eval" / "metrics.json")
+    oracle = metrics["detectors"]["oracle"]
+    (run_dir / oracle["predictions"]).write_text(json.dumps(results))
+    metrics["detectors"] = {"oracle": oracle}
+    (run_dir / "eval" / "metrics.json").write_text(json.dumps(metrics))
+    dataset = fo.load_dataset(build_dataset(runfiles.load_run(run_dir)).name)
+    view = dataset.select_group_slices("target")
+    tp, fp, fn = (sum(view.values(f"eval_oracle_{kind}")) for kind in ("tp", "fp", "fn"))
+    assert tp >= len(target["annotations"][::3]) and fp > 0 and fn > 0    # a mix
+    assert tp + fp == len(results) and tp + fn == len(target["annotations"])
+    view.evaluate_detections("predictions_oracle", gt_field="ground_truth", eval_key="check",
+                             method="coco", iou=0.5, classes=dataset.default_classes)
+    for kind in ("tp", "fp", "fn"):
+        assert view.values(f"eval_oracle_{kind}") == view.values(f"check_{kind}")
+    for field in ("predictions_oracle", "ground_truth"):
+        for suffix in ("", "_id", "_iou"):
+            assert (view.values(f"{field}.detections.eval_oracle{suffix}")
+                    == view.values(f"{field}.detections.check{suffix}"))
+    ours = dataset.load_evaluation_results("eval_oracle")
+    theirs = dataset.load_evaluation_results("check")
+    assert ours.report() == theirs.report() and ours.metrics() == theirs.metrics()
+    assert (dataset.get_evaluation_info("eval_oracle").config.serialize()
+            == dataset.get_evaluation_info("check").config.serialize())
+
+
 def test_new_results_refresh_the_dataset_without_duplicates(tiny_run, fo, tmp_path):
     run_dir = copy_run(tiny_run[1], tmp_path / "rerun", ("data", "translated"))
     ctx = runfiles.load_run(run_dir)

@@ -16,9 +16,12 @@ which names the translations' files), ``num_<class>`` (boxes per class, filterab
 and image ``metadata``. Translated samples add ``sample_index``, ``translation_seed``,
 ``style_seed`` and ``source_filepath`` (from ``translated/manifest.jsonl``). Target samples
 carry ``predictions_<detector>`` for every detector the evaluate stage ran (its
-``eval/predictions/<set>.json``) and the results of ``evaluate_detections`` under eval key
-``eval_<detector>`` (COCO matching at IoU ``inspect.iou``): per sample ``eval_<detector>_tp`` /
-``_fp`` / ``_fn``, per box ``eval_<detector>`` = tp / fp / fn.
+``eval/predictions/<set>.json``) and FiftyOne's COCO evaluation under eval key
+``eval_<detector>`` (matching at IoU ``inspect.iou``), as ``evaluate_detections`` stores it: per
+sample ``eval_<detector>_tp`` / ``_fp`` / ``_fn``, per box ``eval_<detector>`` = tp / fp / fn
+with ``_id`` and ``_iou``, and the results the App's evaluation panel shows. The matching runs
+on each sample before it is stored (:class:`Evaluations`), and samples are added
+``ADD_BATCH`` at a time: memory and time grow with the run's images, one batch held at once.
 
 **Refreshing.** The dataset stores a fingerprint of the files and settings it was built from
 (``dataset.info["fingerprint"]``). When they change, it is rebuilt from scratch under a
@@ -31,10 +34,12 @@ tags set in the App are carried over to the same images of the new dataset.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import re
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -51,6 +56,8 @@ logger = logging.getLogger(__name__)
 LAYOUT_VERSION = 1
 GROUP_FIELD = "group"
 SOURCE, TRANSLATED, TARGET = "source", "translated", "target"
+# Samples per add_samples call: a batch is what memory holds (~90 KB a sample with predictions).
+ADD_BATCH = 128
 
 
 @dataclass(frozen=True)
@@ -160,29 +167,94 @@ def _fill(fo: ModuleType, dataset, ctx: RunContext, files: RunFiles) -> None:
     dataset.add_group_field(GROUP_FIELD, default=SOURCE)
     dataset.default_classes = classes
     groups: dict[str, object] = {}
-    samples = []
-    for image in runfiles.read_images(files.source, split=cfg.translate.split):
-        group = groups.setdefault(image.key, fo.Group())
-        samples.append(image_sample(fo, image, classes, group=group.element(SOURCE)))
-    if files.translated is not None:
-        for image in runfiles.read_translated(files.translated):
+
+    def source_side():
+        for image in runfiles.read_images(files.source, split=cfg.translate.split):
             group = groups.setdefault(image.key, fo.Group())
-            slice_ = slice_name(image.fields["sample_index"])
-            samples.append(image_sample(fo, image, classes, group=group.element(slice_)))
+            yield image_sample(fo, image, classes, group=group.element(SOURCE))
+        if files.translated is not None:
+            for image in runfiles.read_translated(files.translated):
+                group = groups.setdefault(image.key, fo.Group())
+                slice_ = slice_name(image.fields["sample_index"])
+                yield image_sample(fo, image, classes, group=group.element(slice_))
+
+    _add_in_batches(dataset, source_side())
     predictions = {detector: runfiles.read_predictions(path, files.target)
                    for detector, path in files.predictions.items()}
-    for image in runfiles.read_images(files.target, split=cfg.evaluate.split):
-        fields = {f"predictions_{detector}": _predictions(fo, found[image.fields["image_id"]],
-                                                          image.width, image.height)
-                  for detector, found in predictions.items()}
-        samples.append(image_sample(fo, image, classes, group=fo.Group().element(TARGET),
-                                    **fields))
-    dataset.add_samples(samples)
-    target = dataset.select_group_slices(TARGET)
-    for detector in predictions:
-        target.evaluate_detections(f"predictions_{detector}", gt_field="ground_truth",
-                                   eval_key=f"eval_{detector}", method="coco",
-                                   iou=cfg.inspect.iou, classes=classes)
+    evaluations = Evaluations(fo, dataset, list(predictions), cfg.inspect.iou, classes)
+
+    def target_side():
+        for image in runfiles.read_images(files.target, split=cfg.evaluate.split):
+            fields = {f"predictions_{detector}": _predictions(
+                fo, found.pop(image.fields["image_id"]), image.width, image.height)
+                for detector, found in predictions.items()}
+            sample = image_sample(fo, image, classes, group=fo.Group().element(TARGET),
+                                  **fields)
+            evaluations.evaluate(sample)
+            yield sample
+
+    _add_in_batches(dataset, target_side())
+    evaluations.save()
+
+
+def _add_in_batches(dataset, samples: Iterator) -> None:
+    """Add ``samples`` ``ADD_BATCH`` at a time: memory holds one batch, whatever the run's size."""
+    while batch := list(itertools.islice(samples, ADD_BATCH)):
+        dataset.add_samples(batch, progress=False)
+
+
+class Evaluations:
+    """FiftyOne's COCO evaluation of every detector (what ``evaluate_detections`` stores under
+    ``eval_<detector>``), computed on each target sample before it is added.
+
+    ``evaluate_detections`` on samples already in the database saves each sample again after
+    matching it, and MongoEngine walks every label of the sample to find what changed: 0.6-0.9 s
+    per sample and detector once a detector returns 100 boxes, growing with the number of
+    detectors (docs/benchmarks.md, Scale). The same matching code
+    (:meth:`COCOEvaluation.evaluate`) run on the samples in memory costs milliseconds, and the
+    samples are then written once.
+    """
+
+    def __init__(self, fo: ModuleType, dataset, detectors: list[str], iou: float,
+                 classes: list[str]):
+        from fiftyone.utils.eval.coco import COCOEvaluationConfig
+
+        self.classes = classes
+        self.methods = {}
+        self.matches: dict[str, list] = {}
+        if not detectors:
+            return
+        dataset.add_group_slice(TARGET, "image")
+        labels = dict(ftype=fo.EmbeddedDocumentField, embedded_doc_type=fo.Detections)
+        dataset.add_sample_field("ground_truth", **labels)
+        self.target = dataset.select_group_slices(TARGET)
+        for detector in detectors:
+            field, key = f"predictions_{detector}", f"eval_{detector}"
+            dataset.add_sample_field(field, **labels)
+            method = COCOEvaluationConfig(field, "ground_truth", iou=iou, classwise=True).build()
+            method.ensure_requirements()
+            method.register_run(self.target, key)
+            method.register_samples(self.target, key)
+            self.methods[key], self.matches[key] = method, []
+
+    def evaluate(self, sample) -> None:
+        """Match ``sample``'s predictions of every detector to its ground truth: the boxes'
+        ``eval_<detector>`` (tp / fp / fn), ``_id`` and ``_iou``, the sample's counts."""
+        for key, method in self.methods.items():
+            matches = method.evaluate(sample, eval_key=key)
+            self.matches[key].extend(matches)
+            sample[f"{key}_tp"] = sum(m[0] is not None and m[0] == m[1] for m in matches)
+            sample[f"{key}_fp"] = sum(m[1] is not None and m[0] != m[1] for m in matches)
+            sample[f"{key}_fn"] = sum(m[0] is not None and m[0] != m[1] for m in matches)
+
+    def save(self) -> None:
+        """Store each evaluation's results, as ``evaluate_detections`` does at its end."""
+        for key, method in self.methods.items():
+            results = method.generate_results(self.target, self.matches.pop(key), eval_key=key,
+                                              classes=self.classes)
+            method.save_run_results(self.target, key, results)
+            method.add_fields_to_sidebar_group(
+                self.target, key, omit_fields=(method.config.pred_field, "ground_truth"))
 
 
 def _carry_tags(old, new) -> None:

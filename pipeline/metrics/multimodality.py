@@ -32,30 +32,43 @@ DEFINITION = (
 
 def sample_difference(groups: Iterable[tuple[np.ndarray, Sequence[Box]]]) -> dict:
     """The metric of the module docstring over ``(samples (K, H, W, 3) uint8, boxes)`` per input:
-    ``{"definition", "objects", "background", "inputs", "pairs"}``."""
-    objects: list[float] = []
-    background: list[float] = []
-    inputs = samples_per_input = 0
+    ``{"definition", "objects", "background", "inputs", "samples", "pairs"}``."""
+    difference = SampleDifference()
     for samples, boxes in groups:
+        difference.add(samples, boxes)
+    return difference.summary()
+
+
+class SampleDifference:
+    """:func:`sample_difference` fed one input at a time; it keeps sums, not images, so a run's
+    diversity samples need not be held until the end."""
+
+    def __init__(self) -> None:
+        self.sums = {"objects": 0.0, "background": 0.0}
+        self.pairs = {"objects": 0, "background": 0}
+        self.inputs = self.samples_per_input = 0
+
+    def add(self, samples: np.ndarray, boxes: Sequence[Box]) -> None:
+        """One input's K samples ``(K, H, W, 3)`` uint8 and its boxes."""
         samples = np.asarray(samples)
         if samples.ndim != 4 or samples.shape[-1] != 3:
             raise ValueError(f"expected samples of shape (K, H, W, 3), got {samples.shape}")
         k = len(samples)
         if k < 2:
             raise ValueError("the sample difference needs at least 2 samples per input")
-        inputs += 1
-        samples_per_input = k
+        self.inputs += 1
+        self.samples_per_input = k
         inside = box_region(samples.shape[1:3], boxes)
         values = samples.astype(np.int16)
         for i in range(k):
             for j in range(i + 1, k):
                 diff = np.abs(values[i] - values[j]).mean(axis=2)
-                if inside.any():
-                    objects.append(float(diff[inside].mean()))
-                if (~inside).any():
-                    background.append(float(diff[~inside].mean()))
-    return {"definition": DEFINITION,
-            "objects": float(np.mean(objects)) if objects else None,
-            "background": float(np.mean(background)) if background else None,
-            "inputs": inputs, "samples": samples_per_input,
-            "pairs": max(len(objects), len(background))}
+                for region, pixels in (("objects", inside), ("background", ~inside)):
+                    if pixels.any():
+                        self.sums[region] += float(diff[pixels].mean())
+                        self.pairs[region] += 1
+
+    def summary(self) -> dict:
+        mean = {r: self.sums[r] / self.pairs[r] if self.pairs[r] else None for r in self.sums}
+        return {"definition": DEFINITION, **mean, "inputs": self.inputs,
+                "samples": self.samples_per_input, "pairs": max(self.pairs.values())}

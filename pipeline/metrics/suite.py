@@ -24,7 +24,7 @@ from pipeline.metrics import diversity, inception
 from pipeline.metrics.content_preservation import edge_correlation
 from pipeline.metrics.errors import MetricsError
 from pipeline.metrics.images import ImageSet, batches, load_image
-from pipeline.metrics.multimodality import sample_difference
+from pipeline.metrics.multimodality import SampleDifference
 from pipeline.metrics.style_distance import (class_pixels, image_box_features, mean_distance,
                                              pool_by_class, style_distance)
 
@@ -200,11 +200,11 @@ def _sample_metrics(networks: Networks, samples: Samples | str, batch_size: int,
         return
     distances: list[Tensor] = []
     logits: list[Tensor] = []
-    differences: list[tuple[np.ndarray, Sequence[Box]]] = []
+    difference = SampleDifference()
     per_sample: list[list] = [[] for _ in range(samples.samples)]
     for group, boxes in zip(samples.groups, samples.boxes, strict=True):
         images = group.permute(0, 2, 3, 1).numpy()
-        differences.append((images, boxes))
+        difference.add(images, boxes)
         for k, image in enumerate(images):
             per_sample[k].append(image_box_features(image, boxes, classes, pixels_per_box))
         if networks.lpips is not None:
@@ -215,7 +215,7 @@ def _sample_metrics(networks: Networks, samples: Samples | str, batch_size: int,
                 (group[s:s + batch_size] for s in range(0, len(group), batch_size)),
                 [networks.classifier], device)
             logits.append(out)
-    result["multimodality"] = {**sample_difference(differences), **samples.info}
+    result["multimodality"] = {**difference.summary(), **samples.info}
     if target_pixels is not None:
         spread = [mean_distance(pool_by_class(found, classes), target_pixels)
                   for found in per_sample]

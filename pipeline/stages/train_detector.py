@@ -7,9 +7,10 @@
 * ``source_plus_translated``: both source sets;
 * ``colour_transfer``, ``fda``: ``baselines/<method>/annotations.json`` (the
   ``translate_baselines`` stage's output: Reinhard colour transfer, Fourier domain adaptation);
-* ``perfect_translation``: ``data/source_train.perfect_0.json`` (source_train's boxes on the
-  perfect translation of its images in ``data.source.perfect_translations[0]``, written by
-  ``prepare``): a ceiling for any translation.
+* ``perfect_translation``: ``data/source_train.perfect_<k>.json`` for the first
+  ``translate.num_samples`` draws k (source_train's boxes on the perfect translations of its
+  images in ``data.source.perfect_translations``, written by ``prepare``): a ceiling for any
+  translation with as many images per source image.
 
 Each goes to ``runs/<name>/detector/<set>/`` (checkpoints, TensorBoard logs, ``detector.json``;
 see :mod:`detection.api`). An interrupted training resumes; a detector whose settings and data
@@ -60,7 +61,8 @@ def train_manifests(ctx: RunContext, train_set: str) -> list[Path]:
         "source_plus_translated": [ctx.manifest("source_train"), translated],
         "colour_transfer": [baseline_dir(ctx.run_dir, "colour_transfer") / ANNOTATIONS],
         "fda": [baseline_dir(ctx.run_dir, "fda") / ANNOTATIONS],
-        "perfect_translation": [perfect_translation_manifest(ctx.config.run.path)],
+        "perfect_translation": [perfect_translation_manifest(ctx.config.run.path, k)
+                                for k in range(ctx.config.translate.num_samples)],
     }[train_set]
 
 

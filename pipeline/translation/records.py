@@ -29,7 +29,7 @@ import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from detection.manifest import write_text
+from detection.manifest import write_bytes, write_text
 from pipeline.formats import coco, kitti
 from pipeline.formats.common import ImageRecord
 from pipeline.lock import LOCK_NAME
@@ -305,22 +305,17 @@ def write_final(out_dir: Path, sources: SourceSet, num_samples: int,
 
     Returns ``{"outputs": translated outputs, "skipped": skipped source images}``.
     """
-    lines: list[str] = []
-    records: list[ImageRecord] = []
-    skipped = 0
-    for image in sources.images:
-        for k in range(num_samples):
-            entry = entries[(image.key, k)]
-            lines.append(json.dumps(entry, sort_keys=True))
-            if entry["status"] != "done":
-                skipped += k == 0
-                continue
-            records.append(ImageRecord(
-                path=out_dir / entry["image"], file_name=entry["image"], width=image.width,
-                height=image.height, boxes=list(image.boxes),
-                extra={"frame_id": Path(entry["image"]).stem, "label_path": entry["label"],
-                       "source_image": entry["source"], "sample": k}))
-    write_text(out_dir / MANIFEST, "".join(line + "\n" for line in lines))
+    outputs = [(image, k) for image in sources.images for k in range(num_samples)]
+    # Streamed: neither file is held whole, whatever the number of images.
+    write_bytes(out_dir / MANIFEST, (json.dumps(entries[(image.key, k)], sort_keys=True)
+                                     .encode() + b"\n" for image, k in outputs))
+    skipped = sum(entries[(image.key, 0)]["status"] != "done" for image in sources.images)
+    records = (ImageRecord(
+        path=out_dir / entry["image"], file_name=entry["image"], width=image.width,
+        height=image.height, boxes=list(image.boxes),
+        extra={"frame_id": Path(entry["image"]).stem, "label_path": entry["label"],
+               "source_image": entry["source"], "sample": k})
+        for image, k in outputs if (entry := entries[(image.key, k)])["status"] == "done")
     info = {"description": f"{settings['input']} {describe(settings)}", "format": "kitti",
             "translation": {k: settings[k] for k in sorted(settings)
                             if k not in _INPUT_SETTINGS}}
