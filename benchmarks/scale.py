@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -138,6 +139,8 @@ def main() -> None:
             data = work / f"synthetic_{n}"
             if not (data / "synthetic.json").is_file():
                 synthesize(data, n, args.seed)
+            for leftover in (work / "runs" / f"scale_{n}", work / f"fiftyone_{n}"):
+                shutil.rmtree(leftover, ignore_errors=True)     # every stage runs, from scratch
             results[n] = {}
             for stage in args.stages:
                 results[n][stage] = run_stage(work, overrides(work, data, n), stage, n)

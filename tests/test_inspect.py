@@ -189,6 +189,33 @@ def test_evaluations_equal_those_of_evaluate_detections(tiny_run, fo, tmp_path):
             == dataset.get_evaluation_info("check").config.serialize())
 
 
+def test_samples_are_added_in_bounded_batches(built, fo, tmp_path, monkeypatch):
+    """A batch never exceeds ADD_BATCH samples or (beyond its first sample) ADD_BATCH_LABELS
+    boxes, and batching changes nothing in the dataset."""
+    from pipeline.inspection import dataset as module
+
+    run_dir = copy_run(built[0], tmp_path / "batched", ("data", "translated", "eval"))
+    monkeypatch.setattr(module, "ADD_BATCH", 5)
+    monkeypatch.setattr(module, "ADD_BATCH_LABELS", 150)
+    batches = []
+    add_samples = fo.Dataset.add_samples
+
+    def spy(self, samples, *args, **kwargs):
+        boxes = [sum(len(v.detections) for _, v in s.iter_fields()
+                     if isinstance(v, fo.Detections)) for s in samples]
+        batches.append(boxes)
+        return add_samples(self, samples, *args, **kwargs)
+
+    monkeypatch.setattr(fo.Dataset, "add_samples", spy)
+    summary = build_dataset(runfiles.load_run(run_dir))
+    assert max(len(b) for b in batches) <= 5
+    assert all(sum(b[:-1]) < 150 for b in batches)
+    assert sum(len(b) for b in batches) == sum(summary.slices.values())
+    assert any(sum(b) >= 150 for b in batches), "the box bound was reached"
+    every = built[1].select_group_slices()
+    assert summary.slices == dict(sorted(every.count_values("group.name").items()))
+
+
 def test_new_results_refresh_the_dataset_without_duplicates(tiny_run, fo, tmp_path):
     run_dir = copy_run(tiny_run[1], tmp_path / "rerun", ("data", "translated"))
     ctx = runfiles.load_run(run_dir)

@@ -20,8 +20,8 @@ carry ``predictions_<detector>`` for every detector the evaluate stage ran (its
 ``eval_<detector>`` (matching at IoU ``inspect.iou``), as ``evaluate_detections`` stores it: per
 sample ``eval_<detector>_tp`` / ``_fp`` / ``_fn``, per box ``eval_<detector>`` = tp / fp / fn
 with ``_id`` and ``_iou``, and the results the App's evaluation panel shows. The matching runs
-on each sample before it is stored (:class:`Evaluations`), and samples are added
-``ADD_BATCH`` at a time: memory and time grow with the run's images, one batch held at once.
+on each sample before it is stored (:class:`Evaluations`), and samples are added in bounded
+batches (``ADD_BATCH``): time grows with the run's images, and memory holds one batch.
 
 **Refreshing.** The dataset stores a fingerprint of the files and settings it was built from
 (``dataset.info["fingerprint"]``). When they change, it is rebuilt from scratch under a
@@ -34,7 +34,6 @@ tags set in the App are carried over to the same images of the new dataset.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import logging
 import re
@@ -56,8 +55,8 @@ logger = logging.getLogger(__name__)
 LAYOUT_VERSION = 1
 GROUP_FIELD = "group"
 SOURCE, TRANSLATED, TARGET = "source", "translated", "target"
-# Samples per add_samples call: a batch is what memory holds (~90 KB a sample with predictions).
-ADD_BATCH = 128
+# The most samples, and boxes, of one add_samples call: a batch is what memory holds.
+ADD_BATCH, ADD_BATCH_LABELS = 128, 5000
 
 
 @dataclass(frozen=True)
@@ -178,7 +177,7 @@ def _fill(fo: ModuleType, dataset, ctx: RunContext, files: RunFiles) -> None:
                 slice_ = slice_name(image.fields["sample_index"])
                 yield image_sample(fo, image, classes, group=group.element(slice_))
 
-    _add_in_batches(dataset, source_side())
+    _add_in_batches(fo, dataset, source_side())
     predictions = {detector: runfiles.read_predictions(path, files.target)
                    for detector, path in files.predictions.items()}
     evaluations = Evaluations(fo, dataset, list(predictions), cfg.inspect.iou, classes)
@@ -193,13 +192,23 @@ def _fill(fo: ModuleType, dataset, ctx: RunContext, files: RunFiles) -> None:
             evaluations.evaluate(sample)
             yield sample
 
-    _add_in_batches(dataset, target_side())
+    _add_in_batches(fo, dataset, target_side())
     evaluations.save()
 
 
-def _add_in_batches(dataset, samples: Iterator) -> None:
-    """Add ``samples`` ``ADD_BATCH`` at a time: memory holds one batch, whatever the run's size."""
-    while batch := list(itertools.islice(samples, ADD_BATCH)):
+def _add_in_batches(fo: ModuleType, dataset, samples: Iterator) -> None:
+    """Add ``samples`` in batches of at most ``ADD_BATCH`` samples and ``ADD_BATCH_LABELS``
+    boxes: memory holds one batch, whatever the run's size (a target sample with six detectors'
+    predictions holds 600 boxes, ~5 KB each once evaluated)."""
+    batch, labels = [], 0
+    for sample in samples:
+        batch.append(sample)
+        labels += sum(len(value.detections) for _, value in sample.iter_fields()
+                      if isinstance(value, fo.Detections))
+        if len(batch) == ADD_BATCH or labels >= ADD_BATCH_LABELS:
+            dataset.add_samples(batch, progress=False)
+            batch, labels = [], 0
+    if batch:
         dataset.add_samples(batch, progress=False)
 
 
@@ -221,7 +230,8 @@ class Evaluations:
 
         self.classes = classes
         self.methods = {}
-        self.matches: dict[str, list] = {}
+        self.matches: dict[str, list] = {}      # what generate_results needs: a tuple a box
+        self.target = None
         if not detectors:
             return
         dataset.add_group_slice(TARGET, "image")

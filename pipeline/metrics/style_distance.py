@@ -19,9 +19,10 @@ Definition (this is what :func:`style_distance` computes):
 
 The translated images carry the source's boxes, so the two numbers compare the same objects
 before and after translation: ``translated < source`` means the translation moved that class
-toward the target. The mean is over the classes with boxes on both sides. The pooled pixels are
-sorted before their statistics are taken, so the result does not depend on the order of the
-images, and identical sets are at distance 0.
+toward the target. The mean is over the classes with boxes on both sides. The Gaussian is fit
+from the pixels' count, sum and sum of outer products (:class:`PixelMoments`), added exactly
+(as fractions), so memory does not grow with the number of images, the result does not depend
+on their order, and identical sets are at distance 0.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
 
 import numpy as np
 
@@ -88,9 +90,9 @@ def image_box_features(image: np.ndarray, boxes: Sequence[Box], classes: Sequenc
 
 
 def class_pixels(items: Sequence[ImageItem], classes: Sequence[str], pixels_per_box: int,
-                 workers: int = 2) -> dict[str, tuple[np.ndarray, int]]:
-    """Per class: the pooled box features ``(P, 4)`` of ``items`` (rows sorted, so the order
-    of the images does not matter) and the number of boxes."""
+                 workers: int = 2) -> dict[str, tuple[PixelMoments, int]]:
+    """Per class: the :class:`PixelMoments` of the box features of ``items`` and the number
+    of boxes."""
 
     def one_image(item: ImageItem) -> list[tuple[str, np.ndarray]]:
         if not any(b.category in classes for b in item.boxes):
@@ -101,28 +103,54 @@ def class_pixels(items: Sequence[ImageItem], classes: Sequence[str], pixels_per_
         return pool_by_class(pool.map(one_image, items), classes)
 
 
+class PixelMoments:
+    """The count, sum ``(4,)`` and sum of outer products ``(4, 4)`` of pixel features, the
+    statistics of a Gaussian fit. Sums are exact (fractions of the float64 partial sums of each
+    box), so they take the same value in any order of adding."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._sums = [Fraction(0)] * 20
+
+    def __len__(self) -> int:
+        return self.count
+
+    def add(self, rows: np.ndarray) -> None:
+        """Add ``rows`` ``(P, 4)`` of features."""
+        if not len(rows):
+            return
+        self.count += len(rows)
+        partial = np.concatenate([rows.sum(axis=0), (rows.T @ rows).ravel()])
+        self._sums = [total + Fraction(float(v)) for total, v in zip(self._sums, partial)]
+
+    def gaussian(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean ``(4,)`` and maximum-likelihood covariance ``(4, 4)``."""
+        sums = np.array([float(total / self.count) for total in self._sums])
+        mean = sums[:4]
+        return mean, sums[4:].reshape(4, 4) - np.outer(mean, mean)
+
+
 def pool_by_class(found: Iterable[list[tuple[str, np.ndarray]]], classes: Sequence[str]
-                  ) -> dict[str, tuple[np.ndarray, int]]:
-    """Per class, the pooled features of ``found`` (one list of :func:`image_box_features`
-    per image) with sorted rows, and the number of boxes."""
-    pooled: dict[str, list[np.ndarray]] = {c: [] for c in classes}
+                  ) -> dict[str, tuple[PixelMoments, int]]:
+    """Per class, the :class:`PixelMoments` of ``found`` (one list of
+    :func:`image_box_features` per image) and the number of boxes."""
+    pooled = {c: (PixelMoments(), [0]) for c in classes}
     for per_image in found:
         for category, features in per_image:
-            pooled[category].append(features)
-    result = {}
-    for c, parts in pooled.items():
-        rows = np.concatenate(parts) if parts else np.zeros((0, 4))
-        # Sorted rows: the float sums below, and so the distance, are the same in any order.
-        rows = rows[np.lexsort(rows.T[::-1])]
-        result[c] = (rows, len(parts))
-    return result
+            moments, boxes = pooled[category]
+            moments.add(features)
+            boxes[0] += 1
+    return {c: (moments, boxes[0]) for c, (moments, boxes) in pooled.items()}
 
 
-def gaussian(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean ``(4,)`` and maximum-likelihood covariance ``(4, 4)`` of ``rows`` ``(P, 4)``."""
-    mean = rows.mean(axis=0)
-    centred = rows - mean
-    return mean, centred.T @ centred / len(rows)
+def gaussian(pixels: PixelMoments | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean ``(4,)`` and maximum-likelihood covariance ``(4, 4)`` of pixel features: their
+    :class:`PixelMoments`, or rows ``(P, 4)``."""
+    if isinstance(pixels, np.ndarray):
+        moments = PixelMoments()
+        moments.add(pixels)
+        pixels = moments
+    return pixels.gaussian()
 
 
 def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray,
@@ -142,7 +170,7 @@ def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray,
 
 def style_distance(translated: ImageSet, target: ImageSet, source: ImageSet | None,
                    classes: Sequence[str], pixels_per_box: int = 256, workers: int = 2,
-                   target_pixels: dict[str, tuple[np.ndarray, int]] | None = None) -> dict:
+                   target_pixels: dict[str, tuple[PixelMoments, int]] | None = None) -> dict:
     """The per-class style distance (module docstring) as stored in ``translation.json``:
     ``{"definition", "per_class": {class: {"translated", "source", "boxes_translated",
     "boxes_source", "boxes_target"}}, "mean": {"translated", "source"}, "classes_compared"}``.
@@ -173,8 +201,8 @@ def style_distance(translated: ImageSet, target: ImageSet, source: ImageSet | No
             "mean": mean, "classes_compared": compared}
 
 
-def mean_distance(rows: dict[str, tuple[np.ndarray, int]],
-                  target: dict[str, tuple[np.ndarray, int]]) -> float | None:
+def mean_distance(rows: dict[str, tuple[PixelMoments, int]],
+                  target: dict[str, tuple[PixelMoments, int]]) -> float | None:
     """The mean over classes with pixels on both sides of the Fréchet distance between the
     pooled features ``rows`` and ``target`` (each from :func:`pool_by_class`)."""
     distances = [frechet_distance(*gaussian(rows[c][0]), *gaussian(target[c][0]))
