@@ -74,21 +74,24 @@ class TreeMemory:
         self._stop.set()
         self._thread.join()
 
-    def _processes(self) -> list[psutil.Process]:
-        found = {self.root.pid: self.root}
-        try:
-            found.update((p.pid, p) for p in self.root.children(recursive=True))
-        except psutil.Error:
-            pass
-        for p in psutil.process_iter(["cmdline"]):
-            if self.marker in " ".join(p.info["cmdline"] or ()):
-                found[p.pid] = p
-        return list(found.values())
+    def _marked(self) -> dict[int, psutil.Process]:
+        return {p.pid: p for p in psutil.process_iter(["cmdline"])
+                if self.marker in " ".join(p.info["cmdline"] or ())}
 
     def _watch(self) -> None:
+        marked, samples = {}, 0
         while not self._stop.is_set():
+            # Listing every process's command line is the probe's costly part: once a second.
+            if samples % max(1, round(1 / self.interval)) == 0:
+                marked = self._marked()
+            samples += 1
+            found = {self.root.pid: self.root, **marked}
+            try:
+                found.update((p.pid, p) for p in self.root.children(recursive=True))
+            except psutil.Error:
+                pass
             total = 0
-            for p in self._processes():
+            for p in found.values():
                 try:
                     total += p.memory_info().rss
                 except psutil.Error:

@@ -109,14 +109,15 @@ class PixelMoments:
     box), so they take the same value in any order of adding."""
 
     def __init__(self) -> None:
-        self.count = 0
+        self.count = self.boxes = 0
         self._sums = [Fraction(0)] * 20
 
     def __len__(self) -> int:
         return self.count
 
     def add(self, rows: np.ndarray) -> None:
-        """Add ``rows`` ``(P, 4)`` of features."""
+        """Add one box's features ``rows`` ``(P, 4)`` (none for a box outside its image)."""
+        self.boxes += 1
         if not len(rows):
             return
         self.count += len(rows)
@@ -134,13 +135,11 @@ def pool_by_class(found: Iterable[list[tuple[str, np.ndarray]]], classes: Sequen
                   ) -> dict[str, tuple[PixelMoments, int]]:
     """Per class, the :class:`PixelMoments` of ``found`` (one list of
     :func:`image_box_features` per image) and the number of boxes."""
-    pooled = {c: (PixelMoments(), [0]) for c in classes}
+    pooled = {c: PixelMoments() for c in classes}
     for per_image in found:
         for category, features in per_image:
-            moments, boxes = pooled[category]
-            moments.add(features)
-            boxes[0] += 1
-    return {c: (moments, boxes[0]) for c, (moments, boxes) in pooled.items()}
+            pooled[category].add(features)
+    return {c: (moments, moments.boxes) for c, moments in pooled.items()}
 
 
 def gaussian(pixels: PixelMoments | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
