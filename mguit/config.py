@@ -215,6 +215,15 @@ class LossConfig:
     # eq 7 are dominated by luminance, which the content alone restores (docs/translator.md,
     # cause 12); this term weighs what only a style can restore.
     chroma_recon: float = 0.0
+    # Class discriminator (OASIS's per-pixel segmentation discriminator, one per domain): real
+    # pixels are told as their memory group, translated ones as "translated"; the generators
+    # are trained to have a translation's pixels told as their input's groups. Paper: 0 (its
+    # discriminators judge whole images, where an object is a few percent of a patch, and the
+    # translations keep each object's source colours: docs/translator.md, cause 17). Measured
+    # on the demo, it makes them worse: the generator answers with stripes and fringes that the
+    # classifier reads as a class (style distance 194 at weight 1, 244 at 5, against 88).
+    # Needs boxes in both domains; without target boxes there is no such term.
+    class_adv: float = 0.0
 
     def validate(self) -> None:
         for name, value in vars(self).items():

@@ -36,6 +36,22 @@ def discriminator_loss(real: Tensor | list[Tensor], fake: Tensor | list[Tensor],
     return gan_loss(real, True, mode) + gan_loss(fake, False, mode)
 
 
+def class_balanced_cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
+    """Cross-entropy of per-pixel class logits, averaged over each label's pixels, then over the
+    labels present (OASIS's class balancing: a class of few pixels weighs as much as the
+    background).
+
+    ``logits (B, K, h, w)``, ``labels (B, h, w)`` integers in ``[0, K)`` -> scalar, in float32
+    whatever the autocast dtype of ``logits``.
+    """
+    per_pixel = F.cross_entropy(logits.float(), labels, reduction="none").flatten()
+    labels = labels.flatten()
+    sums = per_pixel.new_zeros(logits.shape[1]).index_add(0, labels, per_pixel)
+    counts = torch.bincount(labels, minlength=logits.shape[1])
+    present = counts > 0
+    return (sums[present] / counts[present]).mean()
+
+
 def content_confusion_loss(logits: Tensor) -> Tensor:
     """The encoders' side of the content adversarial loss (DRIT).
 

@@ -32,7 +32,12 @@ choices made here are:
 * with ``loss.random_style_adv`` the domain discriminators also judge those random-style
   translations (DRIT's practice), and with ``loss.mode_seeking`` a second random-style
   translation of the same content enters DRIT++'s mode-seeking term, so that the generator
-  must render the style it reads (docs/translator.md, cause 6).
+  must render the style it reads (docs/translator.md, cause 6);
+* with ``loss.class_adv`` a class discriminator per domain (OASIS's, not the paper's) judges
+  every memory group's pixels of the same images: real pixels are to be told as their group,
+  translated ones as "translated", and the generators are trained to have their pixels told
+  as the group the boxes of their input give (docs/translator.md, cause 17). It needs both
+  domains' boxes and is off (no term, no network) for a target without them.
 """
 
 from __future__ import annotations
@@ -46,8 +51,8 @@ from torch import Tensor, nn
 from mguit import losses
 from mguit.config import TranslatorConfig
 from mguit.memory import ClassAwareMemory
-from mguit.networks import (ContentDiscriminator, ContentEncoder, Generator,
-                            MultiScaleDiscriminator, StyleEncoder)
+from mguit.networks import (ClassDiscriminator, ContentDiscriminator, ContentEncoder,
+                            Generator, MultiScaleDiscriminator, StyleEncoder)
 from mguit.networks.detail import add_detail, chroma, luma_detail
 
 X, Y = 0, 1
@@ -95,6 +100,9 @@ class MGUIT(nn.Module):
                                        update_rate=mem.update_rate,
                                        positive=mem.positive,
                                        update_assignment=mem.update_assignment)
+        self.class_discriminators = (
+            nn.ModuleList([ClassDiscriminator(m, len(mem.items)) for _ in range(2)])
+            if cfg.loss.class_adv > 0 else None)
 
     def generator_parameters(self) -> list[nn.Parameter]:
         """Parameters of eq 9's minimising side: encoders and generators."""
@@ -102,7 +110,12 @@ class MGUIT(nn.Module):
                 *self.generators.parameters()]
 
     def discriminator_parameters(self) -> list[nn.Parameter]:
-        return list(self.discriminators.parameters())
+        """Parameters of the image (and class) discriminators; the content discriminator has
+        its own optimiser."""
+        params = list(self.discriminators.parameters())
+        if self.class_discriminators is not None:
+            params += self.class_discriminators.parameters()
+        return params
 
     def detail(self, images: Tensor) -> Tensor | None:
         """What of ``images`` ``(B, 3, H, W)`` the generators add to what they render from
@@ -218,7 +231,39 @@ class MGUIT(nn.Module):
         result["disc_content"] = losses.discriminator_loss(
             self.content_discriminator(out["c_x"].detach()),
             self.content_discriminator(out["c_y"].detach()), "vanilla")
+        if self._judges_classes(batch):
+            result["disc_class"] = self._class_discriminator_loss(out, batch)
         return result
+
+    def _judges_classes(self, batch: dict[str, Tensor]) -> bool:
+        return (self.class_discriminators is not None
+                and "mask_x" in batch and "mask_y" in batch)
+
+    def _class_discriminator_loss(self, out: dict[str, Tensor], batch: dict[str, Tensor]
+                                  ) -> Tensor:
+        """Each class discriminator: real pixels told as their group (class-balanced
+        cross-entropy), every judged translation's pixels as "translated" (index 0)."""
+        loss = 0
+        for d, name in ((X, "x"), (Y, "y")):
+            real = self.class_discriminators[d](batch[f"image_{name}"])
+            loss = loss + losses.class_balanced_cross_entropy(
+                real, group_labels(batch[f"mask_{name}"], real))
+        for d, key in self._adversarial_fakes():
+            fake = self.class_discriminators[d](out[key].detach())
+            loss = loss + F.cross_entropy(fake.float(), fake.new_zeros(
+                (fake.shape[0], *fake.shape[2:]), dtype=torch.long))
+        return loss
+
+    def _class_generator_loss(self, out: dict[str, Tensor], batch: dict[str, Tensor]
+                              ) -> Tensor:
+        """The generators' side: every judged translation's pixels told as the group of its
+        input's pixels (a translation keeps its input's geometry, so its input's boxes)."""
+        loss = 0
+        for d, key in self._adversarial_fakes():
+            fake = self.class_discriminators[d](out[key])
+            mask = batch["mask_y" if d == X else "mask_x"]
+            loss = loss + losses.class_balanced_cross_entropy(fake, group_labels(mask, fake))
+        return loss
 
     def generator_losses(self, out: dict[str, Tensor], batch: dict[str, Tensor]
                          ) -> dict[str, Tensor]:
@@ -249,6 +294,8 @@ class MGUIT(nn.Module):
             terms["chroma_recon"] = sum(
                 losses.l1(chroma(out[f"{kind}_{n}"]), chroma(image))
                 for kind in ("recon", "cycle") for n, image in (("x", image_x), ("y", image_y)))
+        if self._judges_classes(batch):
+            terms["class_adv"] = self._class_generator_loss(out, batch)
         if w.content_recon > 0:
             terms["content_recon"] = (losses.l1(out["c_fake_y"], out["c_x"])
                                       + losses.l1(out["c_fake_x"], out["c_y"]))
@@ -393,6 +440,12 @@ def feature_map(labels: Tensor | None, size: tuple[int, int]) -> Tensor | None:
     if labels is None:
         return None
     return F.interpolate(labels[:, None].float(), size=size, mode="nearest-exact")[:, 0].long()
+
+
+def group_labels(mask: Tensor, logits: Tensor) -> Tensor:
+    """A group mask ``(B, H, W)`` as the class discriminator's targets for ``logits
+    (B, G + 1, h, w)``: :func:`feature_map` to ``(h, w)``, plus 1 (index 0 is "translated")."""
+    return feature_map(mask, tuple(logits.shape[-2:])) + 1
 
 
 def region_mean(style: Tensor, mask: Tensor | None, groups: int) -> Tensor:

@@ -344,8 +344,7 @@ class Trainer:
             d_losses = model.discriminator_losses(out, batch)
         self.opt_dis.zero_grad(set_to_none=True)
         self.opt_content.zero_grad(set_to_none=True)
-        self.scaler.scale(d_losses["disc_x"] + d_losses["disc_y"]
-                          + d_losses["disc_content"]).backward()
+        self.scaler.scale(sum(d_losses.values())).backward()
         average_gradients(model.discriminator_parameters(), self.world_size)
         average_gradients(list(model.content_discriminator.parameters()), self.world_size)
         self.scaler.unscale_(self.opt_content)
@@ -353,7 +352,7 @@ class Trainer:
         self.scaler.step(self.opt_dis)
         self.scaler.step(self.opt_content)
 
-        frozen = [*model.discriminators.parameters(), *model.content_discriminator.parameters()]
+        frozen = [*model.discriminator_parameters(), *model.content_discriminator.parameters()]
         for p in frozen:
             p.requires_grad_(False)
         with torch.autocast(self.device.type, enabled=self.amp):

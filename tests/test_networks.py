@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from mguit.config import ModelConfig
-from mguit.networks import (ContentDiscriminator, ContentEncoder, Generator,
-                            MultiScaleDiscriminator, StyleEncoder, init_weights)
+from mguit.networks import (ClassDiscriminator, ContentDiscriminator, ContentEncoder,
+                            Generator, MultiScaleDiscriminator, StyleEncoder, init_weights)
 
 TINY = ModelConfig(base_channels=8, num_downsample=2, content_res_blocks=1, shared_res_blocks=1,
                    style_res_blocks=1, generator_res_blocks=1, discriminator_channels=8,
@@ -50,6 +50,21 @@ def test_small_random_networks_output_shapes(small_random_networks, height, widt
         (2, 1, height // 4, width // 4),        # 2 stride-2 layers
         (2, 1, height // 8, width // 8),        # on the image pooled once
     ]
+
+
+@pytest.mark.parametrize("height,width,out", [(32, 32, (16, 16)), (33, 47, (16, 23)),
+                                              (8, 9, (4, 4))])
+def test_small_random_class_discriminator_gives_group_logits_at_half_resolution(height, width,
+                                                                                out):
+    torch.manual_seed(0)
+    d = ClassDiscriminator(TINY, groups=5)
+    logits = d(images(2, height, width))
+    assert logits.shape == (2, 6, *out)            # 5 groups + "translated"
+    assert torch.isfinite(logits).all() and logits.abs().sum() > 0
+    with pytest.raises(ValueError, match=r"H, W >= 8, got \(1, 3, 6, 32\)"):
+        d(images(1, 6, 32))
+    with pytest.raises(ValueError, match="expected images"):
+        d(torch.rand(1, 1, 32, 32))
 
 
 def test_small_random_multiscale_discriminator_odd_sizes_pool_by_ceil(small_random_networks):

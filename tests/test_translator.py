@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from mguit import load_translator
@@ -211,6 +213,70 @@ def test_small_random_model_discriminator_step_leaves_generators_and_vice_versa(
     trainer.step(batch)
     assert not torch.equal(keys_before, model.memory.keys), "memory must be updated each step"
     del dis_after
+
+
+def test_class_balanced_cross_entropy_by_hand():
+    from mguit.losses import class_balanced_cross_entropy
+
+    ln2, ln3 = math.log(2), math.log(3)
+    logits = torch.tensor([[0.0, 0.0, 0.0], [ln2, 0.0, 0.0], [0.0, 0.0, ln2]]).T
+    labels = torch.tensor([0, 0, 2])
+    # Pixel losses ln 3, ln 2 (2 / (2 + 1 + 1)) and ln 2; label 0's mean, then label 2's.
+    expected = ((ln3 + ln2) / 2 + ln2) / 2
+    value = class_balanced_cross_entropy(logits[None, :, None, :], labels[None, None, :])
+    assert value.item() == pytest.approx(expected, rel=1e-6)
+    assert value.item() != pytest.approx((ln3 + 2 * ln2) / 3, rel=1e-3)   # not the pixel mean
+
+
+def test_small_random_model_class_discriminator_judges_groups_and_translations(manifests):
+    from mguit.losses import class_balanced_cross_entropy
+
+    torch.manual_seed(0)
+    batch = random_batch()
+    paper = MGUIT(tiny_config())
+    out = paper(batch)
+    assert paper.class_discriminators is None
+    assert "disc_class" not in paper.discriminator_losses(out, batch)
+    assert "class_adv" not in paper.generator_losses(out, batch)
+
+    cfg = tiny_config()
+    cfg.loss.class_adv = 2.0
+    model = MGUIT(cfg)
+    out = model(batch)
+    D = model.class_discriminators.eval()       # spectral norm's power iteration held still
+    # At half resolution (32 -> 16) a cell's label is its block's lower-right pixel's group
+    # (nearest-exact: the pixel at 2i + 1), plus 1: index 0 is "translated".
+    labels = {n: batch[f"mask_{n}"][:, 1::2, 1::2] + 1 for n in ("x", "y")}
+    fakes = [(0, "fake_x", "y"), (1, "fake_y", "x"), (0, "random_x", "y"), (1, "random_y", "x")]
+    real = sum(class_balanced_cross_entropy(D[d](batch[f"image_{n}"]), labels[n])
+               for d, n in ((0, "x"), (1, "y")))
+    translated = sum(F.cross_entropy(D[d](out[k]), torch.zeros_like(labels[n]))
+                     for d, k, n in fakes)
+    disc = model.discriminator_losses(out, batch)["disc_class"]
+    torch.testing.assert_close(disc, real + translated)
+    gen = model.generator_losses(out, batch)["class_adv"]
+    # Each translation is to be told as the groups of the image it was made from.
+    torch.testing.assert_close(gen, 2.0 * sum(class_balanced_cross_entropy(D[d](out[k]),
+                                                                           labels[n])
+                                              for d, k, n in fakes))
+    gen.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0
+               for p in model.generators[1].blocks.parameters())
+    # A target without boxes: no class term on either side.
+    unlabeled = {k: v for k, v in batch.items() if k != "mask_y"}
+    out = model(unlabeled)
+    assert "disc_class" not in model.discriminator_losses(out, unlabeled)
+    assert "class_adv" not in model.generator_losses(out, unlabeled)
+
+    trainer = Trainer(cfg, *manifests, out_dir=Path("/nonexistent"), device="cpu",
+                      progress=False)
+    class_params = list(trainer.model.class_discriminators.parameters())
+    assert {id(p) for p in class_params} <= {id(p) for p in
+                                             trainer.model.discriminator_parameters()}
+    before = [p.detach().clone() for p in class_params]
+    logged = trainer.step(batch)
+    assert {"disc_class", "class_adv"} <= set(logged)
+    assert not any(torch.equal(a, b) for a, b in zip(before, class_params))
 
 
 def test_lr_schedule_constant_then_linear_to_zero():

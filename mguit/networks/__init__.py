@@ -5,11 +5,13 @@ Every network takes a :class:`~mguit.config.ModelConfig` and initialises its own
 """
 
 from mguit.networks.blocks import init_weights
-from mguit.networks.discriminators import ContentDiscriminator, MultiScaleDiscriminator
+from mguit.networks.discriminators import (ClassDiscriminator, ContentDiscriminator,
+                                           MultiScaleDiscriminator)
 from mguit.networks.encoders import ContentEncoder, StyleEncoder
 from mguit.networks.generator import Generator
 
 __all__ = [
+    "ClassDiscriminator",
     "ContentDiscriminator",
     "ContentEncoder",
     "Generator",

@@ -1,7 +1,8 @@
-"""Discriminators: the multi-scale image discriminator ``D^x`` / ``D^y`` and the content
-discriminator ``D_c`` (paper section 3.1, DRIT's MultiScaleDis and content discriminator).
+"""Discriminators: the multi-scale image discriminator ``D^x`` / ``D^y``, the content
+discriminator ``D_c`` (paper section 3.1, DRIT's MultiScaleDis and content discriminator) and
+the class discriminator (not in the paper; ``loss.class_adv``).
 
-Both output raw logits; the GAN loss (vanilla or least squares) is applied by the caller.
+All output raw logits; the losses are applied by the caller.
 """
 
 from __future__ import annotations
@@ -113,3 +114,41 @@ class ContentDiscriminator(nn.Module):
             raise ValueError(f"expected content maps of shape (B, {self.in_channels}, h, w), "
                              f"got {tuple(content.shape)}")
         return self.net(content).mean(dim=(1, 2, 3))
+
+
+class ClassDiscriminator(nn.Module):
+    """Tells, at every pixel, which memory group a real image of its domain shows there, or
+    that the image is a translation (OASIS's segmentation discriminator, at half resolution).
+
+    The image discriminators judge whole patches, where a 10-pixel car is a few percent of the
+    evidence; this one is asked about each group's pixels separately, so a translated car that
+    keeps its source paint is told apart from the target's cars (docs/translator.md, cause 17).
+
+    Layers: conv3x3 + LeakyReLU(0.2), conv4x4/2, conv3x3, conv3x3 dilated 2 (each + LeakyReLU,
+    width ``2 * discriminator_channels`` after the first), then a 1x1 conv to ``groups + 1``
+    logits: index 0 "translated", index ``g + 1`` group ``g``. Receptive field 18 pixels: an
+    object and its surroundings at the demo's size, colour and texture at a street image's.
+
+    ``forward(image (B, 3, H, W)) -> (B, groups + 1, H // 2, W // 2)``.
+    """
+
+    def __init__(self, cfg: ModelConfig, groups: int):
+        super().__init__()
+        width, spectral = cfg.discriminator_channels, cfg.spectral_norm
+        convs = [nn.Conv2d(3, width, 3, 1, 1, padding_mode="reflect"),
+                 nn.Conv2d(width, 2 * width, 4, 2, 1),
+                 nn.Conv2d(2 * width, 2 * width, 3, 1, 1, padding_mode="reflect"),
+                 nn.Conv2d(2 * width, 2 * width, 3, 1, 2, dilation=2, padding_mode="reflect")]
+        modules: list[nn.Module] = []
+        for conv in convs:
+            modules += [maybe_spectral_norm(conv, spectral), nn.LeakyReLU(0.2)]
+        modules.append(maybe_spectral_norm(nn.Conv2d(2 * width, groups + 1, 1), spectral))
+        self.net = nn.Sequential(*modules)
+        self.groups = groups
+        init_weights(self, cfg.init_std)
+
+    def forward(self, image: Tensor) -> Tensor:
+        if image.ndim != 4 or image.shape[1] != 3 or min(image.shape[-2:]) < 8:
+            raise ValueError(f"expected images of shape (B, 3, H, W) with H, W >= 8, got "
+                             f"{tuple(image.shape)}")
+        return self.net(image)
