@@ -315,3 +315,41 @@ def test_perfect_translations_are_the_source_scenes_in_the_target_style(dataset)
         for i in range(len(pixels)):
             for j in range(i + 1, len(pixels)):
                 assert np.abs(pixels[i] - pixels[j]).mean() > 3.0, (image.name, i, j)
+
+
+def test_partial_translations_take_the_target_style_apart(dataset, tmp_path):
+    """``parts``: the source scenes with the target's light alone (draw 0's light, objects in
+    their scene colours, every lamp of an object off) and with its object looks alone (the
+    source's daylight), with the source's file names and byte-identical labels. A dataset
+    without them keeps its parameters as they were (no ``parts`` key)."""
+    assert dataset.partial_roots == {}
+    stored = json.loads((dataset.root / synthetic.METADATA_FILE).read_text())
+    assert "parts" not in stored["parameters"]
+    assert not (dataset.root / "paired" / "light").exists()
+
+    parted = generate(tmp_path / "data", seed=0, width=W, height=H, draws=1, parts=True,
+                      progress=False, **COUNTS)
+    assert set(parted.partial_roots) == {"light", "objects"}
+    labels = sorted((parted.source_root / "label_2").iterdir())
+    for part, root in parted.partial_roots.items():
+        assert root == synthetic.partial_root(parted.root, part)
+        assert len(list((root / "image_2").glob("*.png"))) == COUNTS["num_source"]
+        for label in labels:
+            assert (root / "label_2" / label.name).read_bytes() == label.read_bytes()
+    # The same first draws as draw 0: the source images of the small dataset are unchanged.
+    assert ((parted.source_root / "image_2" / "000000.png").read_bytes()
+            == (dataset.source_root / "image_2" / "000000.png").read_bytes())
+
+    scene = synthetic.sample_scene(synthetic.scene_rng(0, 0, 0, 0).spawn(2)[0], W, H)
+    draw = synthetic.draw_look(scene, synthetic.TARGET_STYLE, np.random.default_rng(3))
+    light = synthetic.draw_look(scene, synthetic.PARTIAL_STYLES["light"],
+                                np.random.default_rng(3))
+    objects = synthetic.draw_look(scene, synthetic.PARTIAL_STYLES["objects"],
+                                  np.random.default_rng(3))
+    assert draw.colours and draw.unlit != frozenset(range(len(scene.parts())))
+    assert all(np.array_equal(a, b) for a, b in zip(light.light, draw.light))
+    assert (light.wet, light.lamp_gain) == (draw.wet, draw.lamp_gain)
+    assert light.colours == {} and light.unlit == frozenset(range(len(scene.parts())))
+    assert np.array_equal(objects.light[0], np.eye(3)) and not objects.light[1].any()
+    assert set(objects.colours) == set(draw.colours)
+    assert not synthetic.PARTIAL_STYLES["objects"].lamps_on

@@ -156,11 +156,11 @@ from pipeline.synthetic.annotations import (cityscapes_annotation, kitti_calibra
                                             kitti_label_lines)
 from pipeline.synthetic.command import add_arguments, run_from_args
 from pipeline.synthetic.layout import sample_scene
-from pipeline.synthetic.looks import SOURCE_STYLE, TARGET_STYLE, draw_look
+from pipeline.synthetic.looks import PARTIAL_STYLES, SOURCE_STYLE, TARGET_STYLE, draw_look
 from pipeline.synthetic.render import draw_rng, paired_scenes, render_scene, scene_rng
 from pipeline.synthetic.scene import (FORMAT_VERSION, METADATA_FILE, PAIRED_DIR, PAIRED_DOMAIN,
                                       SOURCE_DOMAIN, TARGET_DOMAIN, Look, Rendering, Scene, Style)
-from pipeline.synthetic.writers import SyntheticDataset, generate, paired_root
+from pipeline.synthetic.writers import SyntheticDataset, generate, paired_root, partial_root
 
 __all__ = [
     "FORMAT_VERSION",
@@ -168,6 +168,7 @@ __all__ = [
     "METADATA_FILE",
     "PAIRED_DIR",
     "PAIRED_DOMAIN",
+    "PARTIAL_STYLES",
     "Rendering",
     "SOURCE_DOMAIN",
     "SOURCE_STYLE",
@@ -185,6 +186,7 @@ __all__ = [
     "kitti_label_lines",
     "paired_root",
     "paired_scenes",
+    "partial_root",
     "render_scene",
     "sample_scene",
     "scene_rng",

@@ -33,6 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="perfect translations per source image (the source scenes in the "
                              "target style, independent draws of their look) written to "
                              f"OUT/paired/draw_<k>/training (default: {DEFAULT_NUM_DRAWS})")
+    parser.add_argument("--parts", action="store_true",
+                        help="also write the source scenes with the target's light alone and "
+                             "with its object looks alone, to OUT/paired/light/training and "
+                             "OUT/paired/objects/training (which part of a perfect translation "
+                             "closes the detection gap)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="parallel worker processes; -1 = all cores (default: 1); the "
                              "output does not depend on it")
@@ -45,8 +50,8 @@ def run_from_args(args: argparse.Namespace) -> int:
         dataset = generate(
             args.out, seed=args.seed, width=args.width, height=args.height,
             num_source=args.num_source, num_target_train=args.num_target_train,
-            num_target_val=args.num_target_val, draws=args.draws, n_jobs=args.jobs,
-            progress=not args.no_progress)
+            num_target_val=args.num_target_val, draws=args.draws, parts=args.parts,
+            n_jobs=args.jobs, progress=not args.no_progress)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -56,4 +61,6 @@ def run_from_args(args: argparse.Namespace) -> int:
           f"({dataset.num_target_train} train, {dataset.num_target_val} val images)")
     for k, root in enumerate(dataset.paired_roots):
         print(f"perfect translation {k} (KITTI layout): {root}")
+    for part, root in dataset.partial_roots.items():
+        print(f"target {part} alone (KITTI layout): {root}")
     return 0

@@ -3,6 +3,8 @@ per-object materials (see the package docstring, "Appearance")."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from pipeline.synthetic.scene import RGB, Light, Look, Mode, Scene, Style
@@ -65,6 +67,14 @@ TARGET_STYLE = Style(
     noise_sigma=3.0,
 )
 
+# The target style taken apart (``pipeline synth --parts``): its light alone (every object in
+# its scene colours, its lamps off) and its object looks alone (in the source's daylight).
+# Detectors trained on each tell which part of a perfect translation closes the detection gap.
+PARTIAL_STYLES = {
+    "light": replace(TARGET_STYLE, modes={}, object_lamps=False),
+    "objects": replace(SOURCE_STYLE, modes=TARGET_STYLE.modes),
+}
+
 _DAYLIGHT = (np.eye(3), np.zeros(3))
 
 
@@ -100,6 +110,8 @@ def draw_look(scene: Scene, style: Style, rng: np.random.Generator) -> Look:
     for k, (_, part) in enumerate(scene.parts()):
         modes = style.modes.get(part.appearance) if part.appearance else None
         if not modes:
+            if not style.object_lamps:
+                unlit.add(k)
             continue
         mode = modes[rng.integers(len(modes))]
         roles = sorted({s.role for s in part.shapes if s.role is not None})
@@ -108,6 +120,6 @@ def draw_look(scene: Scene, style: Style, rng: np.random.Generator) -> Look:
             base = np.asarray(palette[rng.integers(len(palette))], dtype=float)
             colours[(k, role)] = tuple(np.clip(base + rng.normal(0.0, mode.jitter, 3), 0,
                                                255).tolist())
-        if rng.random() >= mode.lit:
+        if rng.random() >= mode.lit or not style.object_lamps:
             unlit.add(k)
     return Look(light, gain, wet, colours, frozenset(unlit))

@@ -171,13 +171,16 @@ class Light:
 class Style:
     """How a domain renders a scene (see the package docstring, "Appearance"). ``modes``: per
     appearance class, the modes of its look (empty: the scene's own colours); ``light``: the
-    per-image light (``None``: daylight, the colours as drawn)."""
+    per-image light (``None``: daylight, the colours as drawn); ``lamps_on``: street lights,
+    lit windows and lamps glow; ``object_lamps``: objects' lamps may be lit (each by its mode's
+    rate; an object without modes has them lit), False: every object's lamps are off."""
 
     modes: dict[str, tuple[Mode, ...]]
     light: Light | None
     lamps_on: bool
     shadows: bool
     noise_sigma: float
+    object_lamps: bool = True
 
 
 @dataclass(frozen=True)

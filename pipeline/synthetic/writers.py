@@ -1,5 +1,6 @@
-"""Writing a whole dataset: the KITTI source, the Cityscapes target and the perfect translations
-of the source (``paired/draw_<k>/``), with metadata that makes a second call with the same
+"""Writing a whole dataset: the KITTI source, the Cityscapes target, the perfect translations
+of the source (``paired/draw_<k>/``) and, on request, its partial translations
+(``paired/light/``, ``paired/objects/``), with metadata that makes a second call with the same
 options a no-op."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -21,7 +22,7 @@ from tqdm import tqdm
 from pipeline.synthetic.annotations import (cityscapes_annotation, kitti_calibration,
                                             kitti_label_lines)
 from pipeline.synthetic.layout import sample_scene
-from pipeline.synthetic.looks import SOURCE_STYLE, TARGET_STYLE
+from pipeline.synthetic.looks import PARTIAL_STYLES, SOURCE_STYLE, TARGET_STYLE
 from pipeline.synthetic.render import draw_rng, render_scene, scene_rng
 from pipeline.synthetic.scene import (CITYSCAPES_FRAME, DEFAULT_HEIGHT, DEFAULT_NUM_DRAWS,
                                       DEFAULT_NUM_SOURCE, DEFAULT_NUM_TARGET_TRAIN,
@@ -37,7 +38,9 @@ logger = logging.getLogger(__name__)
 class SyntheticDataset:
     """A generated dataset: the KITTI ``training`` directory, the Cityscapes root, counts, and
     the perfect translations: ``paired_roots[k]`` is the KITTI ``training`` directory of draw
-    ``k`` (the source scenes rendered in the target style, same file names and labels)."""
+    ``k`` (the source scenes rendered in the target style, same file names and labels);
+    ``partial_roots``: part name (``light``, ``objects``) -> the same for that part of the
+    target style alone (empty unless generated with ``parts``)."""
 
     root: Path
     source_root: Path
@@ -49,6 +52,7 @@ class SyntheticDataset:
     num_target_train: int
     num_target_val: int
     paired_roots: tuple[Path, ...] = ()
+    partial_roots: dict[str, Path] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -89,8 +93,14 @@ def paired_root(root: Path, draw: int) -> Path:
     return root / PAIRED_DIR / f"draw_{draw}" / "training"
 
 
-def _write_task(root: Path, task: _Task, seed: int, width: int, height: int, draws: int
-                ) -> None:
+def partial_root(root: Path, part: str) -> Path:
+    """The KITTI ``training`` directory of the partial translations ``part`` (a key of
+    :data:`~pipeline.synthetic.looks.PARTIAL_STYLES`)."""
+    return root / PAIRED_DIR / part / "training"
+
+
+def _write_task(root: Path, task: _Task, seed: int, width: int, height: int, draws: int,
+                parts: bool) -> None:
     scene, rendering = _render_task(task, seed, width, height)
     if task.domain == SOURCE_DOMAIN:
         name = f"{task.index:06d}"
@@ -105,6 +115,11 @@ def _write_task(root: Path, task: _Task, seed: int, width: int, height: int, dra
             perfect = render_scene(scene, TARGET_STYLE, draw_rng(seed, k, task.index))
             _save_png(perfect.image, paired_root(root, k) / "image_2" / f"{name}.png")
             _write_text(paired_root(root, k) / "label_2" / f"{name}.txt", label)
+        # Draw 0's stream: the light part draws draw 0's light (it draws no colours after it).
+        for part, style in (PARTIAL_STYLES.items() if parts else ()):
+            partial = render_scene(scene, style, draw_rng(seed, 0, task.index))
+            _save_png(partial.image, partial_root(root, part) / "image_2" / f"{name}.png")
+            _write_text(partial_root(root, part) / "label_2" / f"{name}.txt", label)
         return
     split = "train" if task.split == TRAIN_SPLIT else "val"
     city, stem = _cityscapes_stem(task.split, task.index)
@@ -117,11 +132,14 @@ def _write_task(root: Path, task: _Task, seed: int, width: int, height: int, dra
 
 
 def _parameters(seed: int, width: int, height: int, num_source: int, num_target_train: int,
-                num_target_val: int, draws: int) -> dict:
-    return {"format_version": FORMAT_VERSION, "generator": __package__, "seed": seed,
-            "width": width, "height": height, "num_source": num_source,
-            "num_target_train": num_target_train, "num_target_val": num_target_val,
-            "draws": draws}
+                num_target_val: int, draws: int, parts: bool) -> dict:
+    params = {"format_version": FORMAT_VERSION, "generator": __package__, "seed": seed,
+              "width": width, "height": height, "num_source": num_source,
+              "num_target_train": num_target_train, "num_target_val": num_target_val,
+              "draws": draws}
+    if parts:   # only when asked, so that datasets written before the option stay complete
+        params["parts"] = sorted(PARTIAL_STYLES)
+    return params
 
 
 def _dataset(root: Path, params: dict) -> SyntheticDataset:
@@ -130,7 +148,8 @@ def _dataset(root: Path, params: dict) -> SyntheticDataset:
         seed=params["seed"], width=params["width"], height=params["height"],
         num_source=params["num_source"], num_target_train=params["num_target_train"],
         num_target_val=params["num_target_val"],
-        paired_roots=tuple(paired_root(root, k) for k in range(params["draws"])))
+        paired_roots=tuple(paired_root(root, k) for k in range(params["draws"])),
+        partial_roots={part: partial_root(root, part) for part in params.get("parts", ())})
 
 
 def _count(directory: Path, pattern: str) -> int:
@@ -156,8 +175,10 @@ def _is_complete(root: Path, params: dict) -> bool:
         (target / "leftImg8bit" / "val", "*/*_leftImg8bit.png", params["num_target_val"]),
         (target / "gtFine" / "val", "*/*_gtFine_polygons.json", params["num_target_val"]),
     ]
-    for k in range(params["draws"]):
-        expected += [(paired_root(root, k) / sub, pattern, params["num_source"])
+    roots = [paired_root(root, k) for k in range(params["draws"])]
+    roots += [partial_root(root, part) for part in params.get("parts", ())]
+    for paired in roots:
+        expected += [(paired / sub, pattern, params["num_source"])
                      for sub, pattern in (("image_2", "*.png"), ("label_2", "*.txt"))]
     return all(_count(d, pattern) == n for d, pattern, n in expected)
 
@@ -179,13 +200,15 @@ def _check_replaceable(root: Path) -> None:
             "Choose an empty or new directory for --out, or delete this one.")
 
 
-def _make_dirs(root: Path, tasks: Sequence[_Task], draws: int) -> None:
+def _make_dirs(root: Path, tasks: Sequence[_Task], draws: int, parts: bool) -> None:
     training = root / "source" / "training"
     for sub in ("image_2", "label_2", "calib"):
         (training / sub).mkdir(parents=True, exist_ok=True)
-    for k in range(draws):
+    paired = [paired_root(root, k) for k in range(draws)]
+    paired += [partial_root(root, part) for part in (PARTIAL_STYLES if parts else ())]
+    for directory in paired:
         for sub in ("image_2", "label_2"):
-            (paired_root(root, k) / sub).mkdir(parents=True, exist_ok=True)
+            (directory / sub).mkdir(parents=True, exist_ok=True)
     for task in tasks:
         if task.domain == TARGET_DOMAIN:
             split = "train" if task.split == TRAIN_SPLIT else "val"
@@ -201,9 +224,9 @@ def _tasks(num_source: int, num_target_train: int, num_target_val: int) -> list[
 
 
 def _run_tasks(root: Path, tasks: Sequence[_Task], seed: int, width: int, height: int,
-               draws: int, n_jobs: int, progress: bool) -> None:
+               draws: int, parts: bool, n_jobs: int, progress: bool) -> None:
     jobs = Parallel(n_jobs=n_jobs, return_as="generator", batch_size=8)(
-        delayed(_write_task)(root, task, seed, width, height, draws) for task in tasks)
+        delayed(_write_task)(root, task, seed, width, height, draws, parts) for task in tasks)
     with tqdm(total=len(tasks), desc="synthetic data", unit="img",
               disable=None if progress else True) as bar:
         for _ in jobs:
@@ -247,6 +270,7 @@ def generate(
     num_target_train: int = DEFAULT_NUM_TARGET_TRAIN,
     num_target_val: int = DEFAULT_NUM_TARGET_VAL,
     draws: int = DEFAULT_NUM_DRAWS,
+    parts: bool = False,
     n_jobs: int = 1,
     progress: bool = True,
 ) -> SyntheticDataset:
@@ -256,8 +280,10 @@ def generate(
     ``label_2``, ``calib``); ``out_dir/target`` a Cityscapes root (``leftImg8bit``, ``gtFine``,
     splits ``train`` and ``val``); ``out_dir/paired/draw_<k>/training`` (k < ``draws``) the
     perfect translations: every source scene rendered in the target style, the k-th of
-    independent draws of its look, with the source's file names and label files;
-    ``out_dir/synthetic.json`` records the parameters.
+    independent draws of its look, with the source's file names and label files; with
+    ``parts``, ``out_dir/paired/{light,objects}/training`` the same scenes with the target's
+    light alone and with its object looks alone (:data:`~pipeline.synthetic.looks.
+    PARTIAL_STYLES`); ``out_dir/synthetic.json`` records the parameters.
 
     Idempotent: if ``out_dir`` already holds a complete dataset made with the same parameters,
     nothing is written. Otherwise the dataset is generated in a temporary sibling directory and
@@ -267,7 +293,7 @@ def generate(
     root = Path(out_dir).resolve()
     _validate(width, height, (num_source, num_target_train, num_target_val), draws, n_jobs)
     params = _parameters(seed, width, height, num_source, num_target_train, num_target_val,
-                         draws)
+                         draws, parts)
     if _is_complete(root, params):
         logger.info("%s: synthetic dataset already present, nothing to do", root)
         return _dataset(root, params)
@@ -276,8 +302,8 @@ def generate(
     work = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
     try:
         tasks = _tasks(num_source, num_target_train, num_target_val)
-        _make_dirs(work, tasks, draws)
-        _run_tasks(work, tasks, seed, width, height, draws, n_jobs, progress)
+        _make_dirs(work, tasks, draws, parts)
+        _run_tasks(work, tasks, seed, width, height, draws, parts, n_jobs, progress)
         metadata = json.dumps({"parameters": params}, sort_keys=True, indent=2) + "\n"
         _write_text(work / METADATA_FILE, metadata)
         if _is_complete(root, params):  # a concurrent call got there first
