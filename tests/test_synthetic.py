@@ -329,7 +329,8 @@ def test_partial_translations_take_the_target_style_apart(dataset, tmp_path):
 
     parted = generate(tmp_path / "data", seed=0, width=W, height=H, draws=1, parts=True,
                       progress=False, **COUNTS)
-    assert set(parted.partial_roots) == {"light", "objects"}
+    assert set(parted.partial_roots) == {"light", "objects", "tone", "shadowless", "lamps",
+                                         "noise"}
     labels = sorted((parted.source_root / "label_2").iterdir())
     for part, root in parted.partial_roots.items():
         assert root == synthetic.partial_root(parted.root, part)
@@ -353,3 +354,21 @@ def test_partial_translations_take_the_target_style_apart(dataset, tmp_path):
     assert np.array_equal(objects.light[0], np.eye(3)) and not objects.light[1].any()
     assert set(objects.colours) == set(draw.colours)
     assert not synthetic.PARTIAL_STYLES["objects"].lamps_on
+
+    # The light taken apart: each part is the source's but for one of the target's.
+    parts = {name: synthetic.draw_look(scene, synthetic.PARTIAL_STYLES[name],
+                                       np.random.default_rng(3))
+             for name in ("tone", "shadowless", "lamps", "noise")}
+    assert all(np.array_equal(a, b) for a, b in zip(parts["tone"].light, draw.light))
+    assert not parts["tone"].wet and not synthetic.PARTIAL_STYLES["tone"].lamps_on
+    assert np.allclose(parts["lamps"].light[0], np.eye(3)) and not parts["lamps"].light[1].any()
+    assert (parts["lamps"].wet, parts["lamps"].lamp_gain) == (draw.wet, draw.lamp_gain)
+    assert parts["lamps"].unlit == frozenset(range(len(scene.parts())))
+    source, target = synthetic.SOURCE_STYLE, synthetic.TARGET_STYLE
+    changed = {name: {f for f in ("light", "lamps_on", "shadows", "noise_sigma")
+                      if getattr(synthetic.PARTIAL_STYLES[name], f) != getattr(source, f)}
+               for name in parts}
+    assert changed == {"tone": {"light"}, "shadowless": {"shadows"},
+                       "lamps": {"light", "lamps_on"}, "noise": {"noise_sigma"}}
+    assert synthetic.PARTIAL_STYLES["noise"].noise_sigma == target.noise_sigma
+    assert not synthetic.PARTIAL_STYLES["shadowless"].shadows and source.shadows

@@ -34,10 +34,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "target style, independent draws of their look) written to "
                              f"OUT/paired/draw_<k>/training (default: {DEFAULT_NUM_DRAWS})")
     parser.add_argument("--parts", action="store_true",
-                        help="also write the source scenes with the target's light alone and "
-                             "with its object looks alone, to OUT/paired/light/training and "
-                             "OUT/paired/objects/training (which part of a perfect translation "
-                             "closes the detection gap)")
+                        help="also write the source scenes with one part of the target style "
+                             "at a time, each to OUT/paired/<part>/training: light (all of its "
+                             "light), objects (its object looks), and the light taken apart: "
+                             "tone, shadowless, lamps, noise (which part of a perfect "
+                             "translation closes the detection gap)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="parallel worker processes; -1 = all cores (default: 1); the "
                              "output does not depend on it")

@@ -53,26 +53,39 @@ _BICYCLE_MODES = (
     Mode("signal red", {"frame": ((225, 30, 30),), "tyre": ((235, 235, 230),)}, 10),
 )
 
+# Calibrated so that a source-only detector keeps about 40 % of the oracle's mAP, as on
+# KITTI -> Cityscapes (a darker range, exposure 0.5-0.85 and contrast 0.65-0.9 with a stronger
+# cast and noise 4, left it 16 %; docs/synthetic-data.md).
+_TARGET_LIGHT = Light(exposure=(0.7, 1.0), contrast=(0.8, 1.0),
+                      cast=((0.85, 1.0), (0.92, 1.0), (1.0, 1.15)), ambient=(4.0, 6.0, 14.0),
+                      ambient_scale=(0.5, 1.5), wet=0.5, lamp_strength=(0.6, 1.3))
+
 TARGET_STYLE = Style(
     modes={"car": _CAR_MODES, "truck": _TRUCK_MODES, "person": _PERSON_MODES,
            "bicycle": _BICYCLE_MODES},
-    # Calibrated so that a source-only detector keeps about 40 % of the oracle's mAP, as on
-    # KITTI -> Cityscapes (a darker range, exposure 0.5-0.85 and contrast 0.65-0.9 with a
-    # stronger cast and noise 4, left it 16 %; docs/synthetic-data.md).
-    light=Light(exposure=(0.7, 1.0), contrast=(0.8, 1.0),
-                cast=((0.85, 1.0), (0.92, 1.0), (1.0, 1.15)), ambient=(4.0, 6.0, 14.0),
-                ambient_scale=(0.5, 1.5), wet=0.5, lamp_strength=(0.6, 1.3)),
+    light=_TARGET_LIGHT,
     lamps_on=True,
     shadows=False,
     noise_sigma=3.0,
 )
 
 # The target style taken apart (``pipeline synth --parts``): its light alone (every object in
-# its scene colours, its lamps off) and its object looks alone (in the source's daylight).
-# Detectors trained on each tell which part of a perfect translation closes the detection gap.
+# its scene colours, its lamps off) and its object looks alone (in the source's daylight), then
+# the light itself one part at a time on the source (tone: exposure, contrast, cast and ambient;
+# shadowless: no cast shadows; lamps: street lights, their glow and pools, lit windows, wet
+# roads; noise: the target's sensor noise). Detectors trained on each tell which part of a
+# perfect translation closes the detection gap. Each light draws from its ranges as the
+# target's does, so a part's draw is the same as the perfect translation's draw 0 (a degenerate
+# range still consumes its number).
 PARTIAL_STYLES = {
     "light": replace(TARGET_STYLE, modes={}, object_lamps=False),
     "objects": replace(SOURCE_STYLE, modes=TARGET_STYLE.modes),
+    "tone": replace(SOURCE_STYLE, light=replace(_TARGET_LIGHT, wet=0.0), object_lamps=False),
+    "shadowless": replace(SOURCE_STYLE, shadows=False),
+    "lamps": replace(SOURCE_STYLE, light=replace(
+        _TARGET_LIGHT, exposure=(1.0, 1.0), contrast=(1.0, 1.0), cast=((1.0, 1.0),) * 3,
+        ambient=(0.0, 0.0, 0.0)), lamps_on=True, object_lamps=False),
+    "noise": replace(SOURCE_STYLE, noise_sigma=TARGET_STYLE.noise_sigma),
 }
 
 _DAYLIGHT = (np.eye(3), np.zeros(3))

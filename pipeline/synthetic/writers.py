@@ -1,7 +1,7 @@
 """Writing a whole dataset: the KITTI source, the Cityscapes target, the perfect translations
 of the source (``paired/draw_<k>/``) and, on request, its partial translations
-(``paired/light/``, ``paired/objects/``), with metadata that makes a second call with the same
-options a no-op."""
+(``paired/<part>/``, one per part of the target style), with metadata that makes a second call
+with the same options a no-op."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ class SyntheticDataset:
     """A generated dataset: the KITTI ``training`` directory, the Cityscapes root, counts, and
     the perfect translations: ``paired_roots[k]`` is the KITTI ``training`` directory of draw
     ``k`` (the source scenes rendered in the target style, same file names and labels);
-    ``partial_roots``: part name (``light``, ``objects``) -> the same for that part of the
+    ``partial_roots``: part name (a key of ``PARTIAL_STYLES``) -> the same for that part of the
     target style alone (empty unless generated with ``parts``)."""
 
     root: Path
