@@ -177,6 +177,11 @@ def _add_translate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fda-beta", type=float, default=d.fda_beta, metavar="BETA",
                    help=f"FDA's low-frequency window, floor(min(H, W) * BETA) (default "
                         f"{d.fda_beta})")
+    p.add_argument("--colour-transfer-reference", choices=("image", "split"),
+                   default=d.colour_transfer_reference,
+                   help="Reinhard's target statistics: one --reference image's per sample, or "
+                        "the whole reference set's for sample 0 (default "
+                        f"{d.colour_transfer_reference})")
     p.add_argument("--input", metavar="KITTI_ROOT|MANIFEST.json",
                    help="a KITTI root (image_2/, label_2/) or a COCO manifest from prepare")
     p.add_argument("--output", required=True, metavar="DIR", help="output folder")
@@ -440,7 +445,8 @@ def _translate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int
         direction=args.direction, num_samples=args.num_samples, seed=args.seed,
         batch_size=args.batch_size, workers=args.workers, writers=args.writers, amp=args.amp,
         channels_last=args.channels_last, png_compress_level=args.png_compress_level,
-        on_bad_image=args.on_bad_image, fda_beta=args.fda_beta, style=args.style)
+        on_bad_image=args.on_bad_image, fda_beta=args.fda_beta, style=args.style,
+        colour_transfer_reference=args.colour_transfer_reference)
     try:
         options.validate()
     except ValueError as exc:

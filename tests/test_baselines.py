@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from pipeline.cli import main
-from pipeline.config import load_config
+from pipeline.config import TranslateConfig, load_config
 from pipeline.formats import coco
 from pipeline.formats.common import DatasetError, ImageRecord
 from pipeline.runner import Runner
@@ -92,12 +92,13 @@ def test_dataset_statistics_are_those_of_all_pixels_and_are_reused(tmp_path, mon
     np.testing.assert_allclose(mean, srgb_to_lab(pixels).mean(axis=0), rtol=1e-5)
     np.testing.assert_allclose(std, srgb_to_lab(pixels).std(axis=0), rtol=1e-4)
 
-    method = ct.ColourTransfer.build(reference, tmp_path / "out", progress=False)
+    method = ct.ColourTransfer.build(reference, tmp_path / "out", progress=False,
+                                     statistics="split")
     (tmp_path / "out").mkdir()
     for name, data in method.files().items():
         (tmp_path / "out" / name).write_bytes(data)
     monkeypatch.setattr(ct, "dataset_moments", lambda *a: pytest.fail("recomputed"))
-    again = ct.ColourTransfer.build(reference, tmp_path / "out")
+    again = ct.ColourTransfer.build(reference, tmp_path / "out", statistics="split")
     assert again.settings() == method.settings()
 
 
@@ -112,6 +113,29 @@ def test_colour_transfer_samples_use_dataset_then_one_image_statistics(tmp_path)
     for k in (1, 2):
         image = reference.load(reference.pick(seed, k))
         assert np.array_equal(out[k, 0], ct.transfer(source, *ct.lab_moments(image)))
+
+
+def test_colour_transfer_image_statistics_give_each_sample_one_reference_images(
+        tmp_path, monkeypatch):
+    """``translate.colour_transfer_reference: image`` (the default): sample 0 too takes one
+    reference image's statistics, so two source images get different light; the split's
+    statistics are never computed and no reference.json is written."""
+    reference = ReferenceSet.read(write_reference(tmp_path, [(16, 12)] * 4))
+    monkeypatch.setattr(ct, "dataset_moments", lambda *a: pytest.fail("split statistics"))
+    method = ct.ColourTransfer.build(reference, tmp_path / "out", progress=False)
+    assert method.statistics == "image" and method.files() == {}
+    assert method.settings()["statistics"] == "image"
+    source = random_image(12, 16, seed=3)
+    seeds = [style_seed(0, name) for name in ("000001", "000002", "000003")]
+    out = method.translate(torch.from_numpy(np.stack([source] * 3)), 2, seeds)
+    for row, seed in enumerate(seeds):
+        for k in (0, 1):
+            image = reference.load(reference.pick(seed, k))
+            assert np.array_equal(out[k, row], ct.transfer(source, *ct.lab_moments(image)))
+    assert len({out[0, row].tobytes() for row in range(3)}) > 1
+    assert TranslateConfig().colour_transfer_reference == "image"
+    with pytest.raises(ValueError, match="image or split"):
+        ct.ColourTransfer.build(reference, tmp_path / "out", statistics="dataset")
 
 
 # ------------------------------------------------------------------ FDA
@@ -200,7 +224,8 @@ def test_baseline_translation_keeps_labels_resumes_and_refuses_other_settings(
     annotations = json.loads(first["annotations.json"])
     assert annotations["info"]["description"].endswith(f"translated by {name}")
     assert len(annotations["images"]) == 24 and annotations["annotations"]
-    assert ("reference.json" in first) == (name == "colour_transfer")
+    # Only colour transfer's split statistics are kept (the default takes one image's).
+    assert "reference.json" not in first
 
     (out / "image_2" / "000003_s1.png").unlink()
     (out / "annotations.json").unlink()
@@ -249,8 +274,11 @@ def test_stage_keys_follow_the_baselines_not_the_translator(tmp_path, tiny_data)
                    for k in keys)
     assert "translate.fda_beta" not in translate.keys(config)
     assert "translate.checkpoint" in translate.keys(config)
+    assert "translate.colour_transfer_reference" not in keys
     colour = load_config(write_config(tmp_path, tiny_data, ["colour_transfer"]))
     assert "translate.fda_beta" not in baselines.keys(colour)
+    assert "translate.colour_transfer_reference" in baselines.keys(colour)
+    assert "translate.colour_transfer_reference" not in translate.keys(colour)
     plain = load_config(write_config(tmp_path, tiny_data, ["source_only", "translated"]))
     assert not baselines.active(plain)
 

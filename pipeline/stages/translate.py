@@ -26,7 +26,8 @@ logger = logging.getLogger(__name__)
 # The translate section but the keys only the baselines read (translate_baselines): changing
 # FDA's beta does not redo MGUIT's translation.
 CONFIG_KEYS = tuple(f"translate.{f.name}" for f in dataclasses.fields(TranslateConfig)
-                    if f.name not in ("reference_split", "fda_beta"))
+                    if f.name not in ("reference_split", "fda_beta",
+                                      "colour_transfer_reference"))
 
 
 def input_paths(ctx: RunContext) -> list[Path]:

@@ -43,7 +43,9 @@ def active(config: Config) -> bool:
 
 
 def more_config_keys(config: Config) -> tuple[str, ...]:
-    return ("translate.fda_beta",) if "fda" in methods(config) else ()
+    chosen = methods(config)
+    return (*(("translate.fda_beta",) if "fda" in chosen else ()),
+            *(("translate.colour_transfer_reference",) if "colour_transfer" in chosen else ()))
 
 
 def input_paths(ctx: RunContext) -> list[Path]:

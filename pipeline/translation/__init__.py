@@ -14,7 +14,8 @@ through the same plan, shards, resume, records and writer. Input: a COCO manifes
     manifest.jsonl          one line per output: source path and sha256, output image and
                             label paths and sha256, seed, style seed, sample index
     translate.json          the settings that decide the output bytes
-    reference.json          colour transfer only: the reference split's Lab statistics
+    reference.json          colour transfer with split statistics only: the reference
+                            split's Lab statistics
 
 With ``num_samples`` K > 1 every image has K translations, ``image_2/<id>_s<k>.png`` with
 ``label_2/<id>_s<k>.txt`` (k = 0..K-1; for MGUIT sample 0 reads the memory's own values,

@@ -61,7 +61,8 @@ def build_baseline(name: str, reference_manifest: Path, options: TranslateConfig
     reuses the reference statistics it finds there)."""
     reference = ReferenceSet.read(reference_manifest)
     if name == "colour_transfer":
-        return ColourTransfer.build(reference, out_dir, progress)
+        return ColourTransfer.build(reference, out_dir, progress,
+                                    options.colour_transfer_reference)
     if name == "fda":
         return FourierDomainAdaptation(reference, options.fda_beta)
     raise ValueError(f"unknown baseline {name!r} (baselines: colour_transfer, fda)")
