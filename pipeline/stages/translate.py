@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.config import TranslateConfig
 from pipeline.rundir import checkpoint_path, translated_dir
+from pipeline.translation import BASELINE_OPTIONS
 from pipeline.translation.records import ANNOTATIONS, MANIFEST, SETTINGS
 
 if TYPE_CHECKING:
@@ -25,9 +26,9 @@ logger = logging.getLogger(__name__)
 
 # The translate section but the keys only the baselines read (translate_baselines): changing
 # FDA's beta does not redo MGUIT's translation.
+_BASELINE_ONLY = {"reference_split", *(o for opts in BASELINE_OPTIONS.values() for o in opts)}
 CONFIG_KEYS = tuple(f"translate.{f.name}" for f in dataclasses.fields(TranslateConfig)
-                    if f.name not in ("reference_split", "fda_beta",
-                                      "colour_transfer_reference"))
+                    if f.name not in _BASELINE_ONLY)
 
 
 def input_paths(ctx: RunContext) -> list[Path]:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.config import Config
 from pipeline.rundir import baseline_dir
-from pipeline.translation import BASELINES
+from pipeline.translation import BASELINE_OPTIONS, BASELINES
 from pipeline.translation.records import ANNOTATIONS, MANIFEST, SETTINGS
 
 if TYPE_CHECKING:
@@ -43,9 +43,8 @@ def active(config: Config) -> bool:
 
 
 def more_config_keys(config: Config) -> tuple[str, ...]:
-    chosen = methods(config)
-    return (*(("translate.fda_beta",) if "fda" in chosen else ()),
-            *(("translate.colour_transfer_reference",) if "colour_transfer" in chosen else ()))
+    return tuple(f"translate.{option}" for method in methods(config)
+                 for option in BASELINE_OPTIONS[method])
 
 
 def input_paths(ctx: RunContext) -> list[Path]:

@@ -99,6 +99,12 @@ def partial_root(root: Path, part: str) -> Path:
     return root / PAIRED_DIR / part / "training"
 
 
+def _paired_roots(root: Path, draws: int, parts: Sequence[str]) -> list[Path]:
+    """The KITTI ``training`` directories of the perfect translations, then of the parts."""
+    return ([paired_root(root, k) for k in range(draws)]
+            + [partial_root(root, part) for part in parts])
+
+
 def _write_task(root: Path, task: _Task, seed: int, width: int, height: int, draws: int,
                 parts: bool) -> None:
     scene, rendering = _render_task(task, seed, width, height)
@@ -115,7 +121,7 @@ def _write_task(root: Path, task: _Task, seed: int, width: int, height: int, dra
             perfect = render_scene(scene, TARGET_STYLE, draw_rng(seed, k, task.index))
             _save_png(perfect.image, paired_root(root, k) / "image_2" / f"{name}.png")
             _write_text(paired_root(root, k) / "label_2" / f"{name}.txt", label)
-        # Draw 0's stream: the light part draws draw 0's light (it draws no colours after it).
+        # Draw 0's stream: every part draws what draw 0 drew of it.
         for part, style in (PARTIAL_STYLES.items() if parts else ()):
             partial = render_scene(scene, style, draw_rng(seed, 0, task.index))
             _save_png(partial.image, partial_root(root, part) / "image_2" / f"{name}.png")
@@ -175,9 +181,7 @@ def _is_complete(root: Path, params: dict) -> bool:
         (target / "leftImg8bit" / "val", "*/*_leftImg8bit.png", params["num_target_val"]),
         (target / "gtFine" / "val", "*/*_gtFine_polygons.json", params["num_target_val"]),
     ]
-    roots = [paired_root(root, k) for k in range(params["draws"])]
-    roots += [partial_root(root, part) for part in params.get("parts", ())]
-    for paired in roots:
+    for paired in _paired_roots(root, params["draws"], params.get("parts", ())):
         expected += [(paired / sub, pattern, params["num_source"])
                      for sub, pattern in (("image_2", "*.png"), ("label_2", "*.txt"))]
     return all(_count(d, pattern) == n for d, pattern, n in expected)
@@ -204,9 +208,7 @@ def _make_dirs(root: Path, tasks: Sequence[_Task], draws: int, parts: bool) -> N
     training = root / "source" / "training"
     for sub in ("image_2", "label_2", "calib"):
         (training / sub).mkdir(parents=True, exist_ok=True)
-    paired = [paired_root(root, k) for k in range(draws)]
-    paired += [partial_root(root, part) for part in (PARTIAL_STYLES if parts else ())]
-    for directory in paired:
+    for directory in _paired_roots(root, draws, tuple(PARTIAL_STYLES) if parts else ()):
         for sub in ("image_2", "label_2"):
             (directory / sub).mkdir(parents=True, exist_ok=True)
     for task in tasks:

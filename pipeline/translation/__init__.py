@@ -69,12 +69,14 @@ from pipeline.translation.plan import Shard
 if TYPE_CHECKING:
     from pipeline.translation.engine import TranslationSummary, merge_outputs, translate_dataset
 
-__all__ = ["BASELINES", "Shard", "TranslationError", "TranslationSummary", "merge_outputs",
-           "translate_dataset"]
+__all__ = ["BASELINES", "BASELINE_OPTIONS", "Shard", "TranslationError", "TranslationSummary",
+           "merge_outputs", "translate_dataset"]
 
 # The baseline translation methods (pipeline.translation.methods), by the name of their output
-# folder and detector training set.
-BASELINES = ("colour_transfer", "fda")
+# folder and detector training set, with the translate.* options each reads beyond
+# reference_split (MGUIT's translation reads none of them).
+BASELINE_OPTIONS = {"colour_transfer": ("colour_transfer_reference",), "fda": ("fda_beta",)}
+BASELINES = tuple(BASELINE_OPTIONS)
 
 
 def __getattr__(name: str):

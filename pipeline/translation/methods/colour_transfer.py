@@ -90,8 +90,12 @@ class ColourTransfer:
         self.reference = reference
         self.mean = None if mean is None else list(mean)
         self.std = None if std is None else list(std)
-        self.statistics = "image" if mean is None else "split"
         self.description = f"Reinhard colour transfer (CIE Lab, {self.statistics} statistics)"
+
+    @property
+    def statistics(self) -> str:
+        """``image`` or ``split`` (see the module doc)."""
+        return "image" if self.mean is None else "split"
 
     @classmethod
     def build(cls, reference: ReferenceSet, out_dir: Path, progress: bool = True,
