@@ -382,7 +382,8 @@ class MGUIT(nn.Module):
         return torch.stack(outputs)
 
     @torch.no_grad()
-    def exemplar_values(self, image: Tensor, mask: Tensor | None, domain: int = Y) -> Tensor:
+    def exemplar_values(self, image: Tensor, mask: Tensor | None, domain: int = Y,
+                        groups: Sequence[int] | None = None) -> Tensor:
         """The values of one image of ``domain``: ``(N, C)``, each item's value replaced by
         its group's style in the image (the style encoder's mean averaged over the group's
         pixels, unit length, as eq 6 writes values); items of groups absent from the image keep
@@ -392,22 +393,27 @@ class MGUIT(nn.Module):
 
         ``image (1, 3, H, W)`` in [-1, 1], any H, W; ``mask (1, H, W)`` memory-group indices
         (:func:`mguit.data.class_mask`), or None: the whole image one group, which gives every
-        item the image's mean style.
+        item the image's mean style. ``groups``: the memory groups whose items take the image's
+        style (None: all); the others keep the memory's values (e.g. the background alone: the
+        image's scene and light, the objects' styles from the memory).
         """
         if image.ndim != 4 or image.shape[0] != 1:
             raise ValueError(f"expected one image (1, 3, H, W), got {tuple(image.shape)}")
         mu = self.style_encoders[domain](self._pad_to_stride(image))["mu"].float()
-        groups = self.memory.group_of_item
+        item_group = self.memory.group_of_item
+        chosen = range(len(self.memory.groups)) if groups is None else groups
         values = self.memory.values[domain].clone()
         if mask is None or not self.memory.class_aware:
-            values[:] = F.normalize(mu.mean(dim=(0, 2, 3)), dim=0)
+            items = torch.isin(item_group, torch.as_tensor(list(chosen),
+                                                           device=item_group.device))
+            values[items] = F.normalize(mu.mean(dim=(0, 2, 3)), dim=0)
             return values
         mask = self._pad_to_stride(mask[:, None].float(), "replicate")[:, 0].long()
         fmask = feature_map(mask, tuple(mu.shape[-2:]))[0]
-        for group in range(len(self.memory.groups)):
+        for group in chosen:
             pixels = fmask == group
             if pixels.any():
-                values[groups == group] = F.normalize(mu[0][:, pixels].mean(dim=1), dim=0)
+                values[item_group == group] = F.normalize(mu[0][:, pixels].mean(dim=1), dim=0)
         return values
 
     def _pad_to_stride(self, images: Tensor, mode: str | None = None) -> Tensor:

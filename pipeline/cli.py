@@ -171,9 +171,10 @@ def _add_translate_parser(sub: argparse._SubParsersAction) -> None:
                    help="the target images the baselines (and MGUIT with --style exemplar) "
                         "take their style from: a COCO manifest with info.image_root, e.g. "
                         "runs/<name>/data/target_train.json")
-    p.add_argument("--style", choices=("memory", "exemplar"), default=d.style,
-                   help="MGUIT's styles: the memory's values (the paper) or, sample by sample, "
-                        f"those of one --reference image (default {d.style})")
+    p.add_argument("--style", choices=("memory", "exemplar", "scene"), default=d.style,
+                   help="MGUIT's styles: the memory's values (the paper); sample by sample, "
+                        "those of one --reference image (exemplar); or that image's background "
+                        f"and the memory's object classes (scene) (default {d.style})")
     p.add_argument("--fda-beta", type=float, default=d.fda_beta, metavar="BETA",
                    help=f"FDA's low-frequency window, floor(min(H, W) * BETA) (default "
                         f"{d.fda_beta})")
@@ -435,8 +436,8 @@ def _translate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int
     baseline = args.method != "mguit"
     if not baseline and not (args.checkpoint and args.input):
         parser.error("translate needs --checkpoint and --input (or --merge)")
-    if not baseline and args.style == "exemplar" and not args.reference:
-        parser.error("translate --style exemplar needs --reference")
+    if not baseline and args.style != "memory" and not args.reference:
+        parser.error(f"translate --style {args.style} needs --reference")
     if baseline and not (args.reference and args.input):
         parser.error(f"translate --method {args.method} needs --reference and --input")
     if baseline and args.checkpoint:
@@ -462,7 +463,7 @@ def _translate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int
     else:
         translate_dataset(args.input, args.output, args.checkpoint, options,
                           device=args.device, shard=args.shard, overwrite=args.overwrite,
-                          reference=args.reference if args.style == "exemplar" else None,
+                          reference=args.reference if options.uses_reference else None,
                           progress=not args.no_progress)
     return 0
 

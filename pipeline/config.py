@@ -212,8 +212,11 @@ class TranslateConfig:
     # drawn as the baselines draw theirs. Demo, seeds 0 / 1 / 2, three detector seeds each:
     # gap recovered 0.32 / 0.44 / 0.28 against the memory's 0.15 / 0.20 / 0.14, at a larger
     # style distance (131 / 146 / 177 against 88 / 99 / 146; docs/translator.md). Not yet the
-    # default: measured on one world only, and the per-class style distance grows.
-    style: Literal["memory", "exemplar"] = "memory"
+    # default: measured on one world only, and the per-class style distance grows. "scene":
+    # the background's values from one reference_split image (its scene and light: the
+    # target's image-to-image light, docs/translator.md cause 18), the object classes' from
+    # the memory.
+    style: Literal["memory", "exemplar", "scene"] = "memory"
     # The baselines (colour_transfer, fda: pipeline.translation.methods) and MGUIT's exemplar
     # styles take their style from the images of this split.
     reference_split: Split = "target_train"
@@ -223,6 +226,11 @@ class TranslateConfig:
     # (sample 0 takes the whole reference split's: every translation gets the same light).
     # Demo, seeds 2 / 0 / 1, K = 1: gap recovered 0.21 against -0.22 (docs/translator.md).
     colour_transfer_reference: Literal["image", "split"] = "image"
+
+    @property
+    def uses_reference(self) -> bool:
+        """Whether MGUIT's styles come from reference_split's images (exemplar, scene)."""
+        return self.style != "memory"
 
     def validate(self) -> None:
         check_seed("translate.seed", self.seed)

@@ -98,6 +98,11 @@ def test_translation_ceilings_with_the_target_itself_as_perfect_translation(tmp_
     assert result["fractions"]["style_distance"]["mean"] == fraction_of(6.0, style["mean"])
     assert result["multimodality"]["skipped"].endswith("compares two draws")
     assert result["fractions"]["multimodality"] == {"objects": None, "background": None}
+    # The target's own images: no distance, the target's spread; no figure, no fraction.
+    stats = result["image_statistics"]
+    assert stats["distance"] == pytest.approx(0, abs=1e-6) and stats["brightness_spread"] > 0
+    assert result["fractions"]["image_statistics"] == {"distance": None,
+                                                       "brightness_spread": None}
     edges = result["fractions"]["edge_correlation"]
     assert edges["boxes"] == pytest.approx(0.1 / result["edge_correlation"]["boxes"])
     assert edges["per_class"]["person"] is None
@@ -140,6 +145,18 @@ def test_the_summary_shows_each_ceiling_beside_its_figure():
     assert "inside boxes 0.30 (perfect translation 0.60, fraction 0.50)" in text
     assert "objects 10.00 (perfect translation 40.00, fraction 0.25)" in text
     assert "    car              150.00     900.00      50.00       3.00   4 / 3" in text
+    assert "image statistics" not in text
+    side = {"images": 2, "mean": {}, "brightness_spread": 3.0, "distance": 400.0}
+    document["image_statistics"] = {"translated": side, "source": side | {"distance": 900.0},
+                                    "target": {"images": 2, "mean": {},
+                                               "brightness_spread": 17.0}}
+    document["ceilings"]["image_statistics"] = {"distance": 8.0, "brightness_spread": 16.0}
+    document["ceilings"]["fractions"]["image_statistics"] = {"distance": 50.0,
+                                                             "brightness_spread": 0.19}
+    text = format_summary(document)
+    assert ("translated 400.00, perfect 8.00, source 900.00 (fraction of perfect: 50.00)"
+            in text)
+    assert "translated 3.00, perfect 16.00, source 3.00, target 17.00" in text
     skipped = format_summary(document | {"ceilings": {"skipped": NOT_CONFIGURED}})
     assert f"ceilings skipped: {NOT_CONFIGURED}" in skipped
     assert "perfect translation" not in skipped.replace(NOT_CONFIGURED, "")
@@ -261,6 +278,13 @@ def test_metrics_stage_with_perfect_translations_writes_the_ceilings(tiny_run, t
     for c in style["classes_compared"]:
         assert fractions_["style_distance"]["per_class"][c] == pytest.approx(
             doc["style_distance"]["per_class"][c]["translated"] / style["per_class"][c])
+    stats, ceiling = doc["image_statistics"], ceilings["image_statistics"]
+    assert stats["translated"]["images"] == len(source_train["images"])
+    assert stats["source"]["images"] == len(source_train["images"])
+    assert ceiling["distance"] > 0 and ceiling["brightness_spread"] > 0
+    for key in ("distance", "brightness_spread"):
+        assert fractions_["image_statistics"][key] == pytest.approx(
+            stats["translated"][key] / ceiling[key])
     for e in doc["read_selectivity"]["per_class"].values():
         assert e["probe_accuracy"] is None or 0 <= e["probe_accuracy"] <= 1
     # The perfect manifests are inputs of the stage: a changed draw reruns it.

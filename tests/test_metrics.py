@@ -406,11 +406,17 @@ def test_pipeline_metrics_without_source_skips_the_edge_correlation(tiny_run, ca
     assert doc["edge_correlation"]["skipped"].startswith("the edge correlation needs")
 
 
-def test_pipeline_metrics_with_nothing_to_compute_exits_1(tmp_path, caplog):
+def test_pipeline_metrics_on_folders_without_weights_gives_the_image_statistics(
+        tmp_path, capsys, caplog):
     real = write_images(tmp_path / "real", 3, seed=0)
     fake = write_images(tmp_path / "fake", 3, seed=1)
-    assert main(["metrics", "--real", str(real), "--fake", str(fake)]) == 1
-    assert "nothing to compute" in caplog.text and "--inception-weights" in caplog.text
+    assert main(["metrics", "--real", str(real), "--fake", str(fake)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["fid"]["skipped"].startswith("--inception-weights is not set")
+    assert "--inception-weights" in caplog.text
+    stats = doc["image_statistics"]
+    assert stats["translated"]["images"] == stats["target"]["images"] == 3
+    assert stats["translated"]["distance"] > 0 and stats["source"] is None
 
 
 @pytest.mark.parametrize("problem, message", [

@@ -311,12 +311,21 @@ CEILINGS = {
     "multimodality": {"definition": "two perfect draws", "objects": 38.0, "background": 8.5},
     "style_distance": {"definition": "a perfect translation's distance",
                        "per_class": {"person": 0.25, "car": 0.125}, "mean": 0.1875},
+    "image_statistics": {"definition": "a perfect translation's light", "distance": 8.0,
+                         "brightness_spread": 17.25},
     "fractions": {"definition": "translator / perfect; style: lower is better",
                   "edge_correlation": {"whole": 0.7625, "boxes": 0.8,
                                        "per_class": {"car": 1.1, "truck": None}},
                   "multimodality": {"objects": 0.25, "background": 0.5},
                   "style_distance": {"per_class": {"person": 2.049, "car": 2.0},
-                                     "mean": 2.033}},
+                                     "mean": 2.033},
+                  "image_statistics": {"distance": 83.0, "brightness_spread": 0.25}},
+}
+IMAGE_STATISTICS = {
+    "definition": "per-image Lab mean and std",
+    "translated": {"images": 12, "mean": {}, "brightness_spread": 4.3125, "distance": 664.0},
+    "source": {"images": 12, "mean": {}, "brightness_spread": 9.9, "distance": 900.5},
+    "target": {"images": 10, "mean": {}, "brightness_spread": 16.9},
 }
 
 
@@ -328,7 +337,8 @@ def test_each_ceiling_stands_beside_its_figure(tiny_run, tmp_path):
                           "truck": {**reads["per_class"]["truck"], "probe_accuracy": None,
                                     "read_mass_fraction": None}}
     reads["probe"] = {"definition": "held-out accuracy of a linear classifier"}
-    translation = TRANSLATION | {"ceilings": CEILINGS, "read_selectivity": reads}
+    translation = TRANSLATION | {"ceilings": CEILINGS, "read_selectivity": reads,
+                                 "image_statistics": IMAGE_STATISTICS}
     (run_dir / "eval" / "translation.json").write_text(json.dumps(translation))
     assert run_report(config, overrides) == 0
     text, page = read_page(run_dir)
@@ -345,6 +355,14 @@ def test_each_ceiling_stands_beside_its_figure(tiny_run, tmp_path):
     samples = "Multimodality: difference between the 4 style samples of 3 inputs"
     assert page.row(samples, "object pixels")[0][1:] == ["9.5", "38", "0.25"]
     assert page.row(samples, "style distance of sample 1")[0][1:] == ["110.5", "", ""]
+    light = "Image statistics"
+    assert page.row(light, "distance to the target, translated")[0][1:] == ["664", "8", "83"]
+    assert page.row(light, "distance to the target, untranslated source")[0][1:] == [
+        "900.5", "", ""]
+    assert page.row(light, "brightness spread, translated")[0][1:] == ["4.312", "17.25",
+                                                                       "0.25"]
+    assert page.row(light, "brightness spread, target")[0][1] == "16.9"
+    assert "per-image Lab mean and std" in text
     reads_table = "Memory read selectivity"
     assert page.table(reads_table)["rows"][0][-2:] == ["Linear probe (ceiling)",
                                                        "Read weight / probe"]

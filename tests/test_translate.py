@@ -536,6 +536,14 @@ def test_small_random_model_exemplar_values_by_hand():
     whole = model.exemplar_values(image, None)
     torch.testing.assert_close(whole, torch.nn.functional.normalize(
         mu.mean(dim=(1, 2)), dim=0).expand_as(whole))
+    # Scene styles: the background alone takes the image's style, cars keep the memory's.
+    scene = model.exemplar_values(image, mask, groups=[background])
+    items = item_group == background
+    torch.testing.assert_close(scene[items], expected_background.expand(int(items.sum()), -1))
+    torch.testing.assert_close(scene[~items], model.memory.values[1][~items])
+    whole_scene = model.exemplar_values(image, None, groups=[background])
+    torch.testing.assert_close(whole_scene[items], whole[items])
+    torch.testing.assert_close(whole_scene[~items], model.memory.values[1][~items])
 
 
 def test_small_random_model_translate_reads_the_values_it_is_given():
@@ -586,6 +594,40 @@ def test_small_random_model_exemplar_style_translates_with_the_picked_reference(
                       style="memory"), device="cpu", progress=False)
     assert np.abs(pixels(memory / "image_2" / f"{frame}_s0.png")
                   - pixels(out / "image_2" / f"{frame}_s0.png")).max() > 5
+
+
+def test_small_random_model_scene_style_takes_the_reference_background_only(data, tmp_path):
+    from mguit.data import BACKGROUND
+    from mguit.inference import load_translator
+    from pipeline.translation.methods.translator import ExemplarStyles
+
+    options = replace(OPTIONS, num_samples=1, seed=3, style="scene")
+    out = tmp_path / "scene"
+    translate_dataset(data["manifest"], out, data["checkpoint"], options, device="cpu",
+                      progress=False, reference=data["manifest"])
+    assert json.loads((out / "translate.json").read_text())["style"] == "scene"
+    model = load_translator(data["checkpoint"], "cpu")
+    scene = ExemplarStyles.read(model, data["manifest"], "source_to_target",
+                                torch.device("cpu"), "scene")
+    exemplar = ExemplarStyles.read(model, data["manifest"], "source_to_target",
+                                   torch.device("cpu"))
+    frame = "000005"
+    index = scene.pick(style_seed(3, frame), 0)
+    background = model.memory.group_of_item == model.memory.groups.index(BACKGROUND)
+    torch.testing.assert_close(scene.values(index)[background],
+                               exemplar.values(index)[background])
+    torch.testing.assert_close(scene.values(index)[~background],
+                               model.memory.values[1][~background])
+    source = torch.from_numpy(pixels(data["kitti"] / "image_2" / f"{frame}.png"))
+    x = source.permute(2, 0, 1)[None].float() / 127.5 - 1
+    want = model.translate(x, values=scene.values(index)[None, None])[0, 0]
+    want = want.add(1).mul(127.5).round().clamp(0, 255).permute(1, 2, 0)
+    assert (torch.from_numpy(pixels(out / "image_2" / f"{frame}.png")) - want).abs().max() <= 1
+    # A single memory has no background group to take apart from the objects.
+    single = MGUIT(small_random_config(variant="single"))
+    with pytest.raises(TranslationError, match="class-aware memory"):
+        ExemplarStyles.read(single, data["manifest"], "source_to_target",
+                            torch.device("cpu"), "scene")
 
 
 def test_small_random_model_metrics_samples_follow_the_exemplar_rule(data, tmp_path):

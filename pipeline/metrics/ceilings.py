@@ -20,12 +20,17 @@ are skipped. Each ceiling is the existing figure's own function applied to perfe
   ``metrics.diversity_split`` is source_train, the default): the diversity a sampler of the
   target style should reach;
 * ``style_distance``: :func:`~pipeline.metrics.style_distance.style_distance` of draw 0 to the
-  target images, per class and mean: how close to the target a correct translation gets.
+  target images, per class and mean: how close to the target a correct translation gets;
+* ``image_statistics``: :func:`~pipeline.metrics.image_statistics.image_statistics` of draw 0
+  to the target images: the distance of its per-image light to the target's and the spread of
+  its image brightness (a correct translation keeps the target's image-to-image light).
 
 ``fractions`` divides the translator's figure by its ceiling (:func:`fraction_of`): for edges
 and sample differences higher is better and 1 is a perfect translation's value (edges above 1
 keep more of the source than the target style allows, as an identity translation would); for
-the style distance lower is better, and 1 is as close to the target as a perfect translation.
+the style distance and the image-statistics distance lower is better, and 1 is as close to the
+target as a perfect translation; a brightness spread's fraction under 1 gives the images more
+alike a light than a perfect translation does.
 The read-mass ceiling needs no perfect translation and lives in ``read_selectivity``
 (:mod:`~pipeline.metrics.linear_probe`).
 """
@@ -40,6 +45,7 @@ from pipeline.config import MetricsConfig
 from pipeline.metrics.content_preservation import edge_correlation
 from pipeline.metrics.diversity import choose_inputs
 from pipeline.metrics.errors import MetricsError
+from pipeline.metrics.image_statistics import image_statistics
 from pipeline.metrics.images import ImageItem, ImageSet, load_image
 from pipeline.metrics.multimodality import sample_difference
 from pipeline.metrics.style_distance import style_distance
@@ -59,11 +65,16 @@ STYLE_DEFINITION = (
     "style_distance of the perfect translation (draw 0) of source_train to the target images, "
     "per class and mean over the classes compared: how close to the target a correct "
     "translation gets")
+STATISTICS_DEFINITION = (
+    "image_statistics of the perfect translation (draw 0) of source_train against the target "
+    "images: the distance of its per-image light to the target's, and its brightness spread")
 FRACTIONS_DEFINITION = (
     "the translator's figure / the perfect translation's. edge_correlation, multimodality: "
     "higher is better, 1 = a perfect translation's value (edges above 1 keep more of the "
-    "source than the target style allows, as an identity would); style_distance: lower is "
-    "better, 1 = as close to the target as a perfect translation")
+    "source than the target style allows, as an identity would); style_distance, "
+    "image_statistics.distance: lower is better, 1 = as close to the target as a perfect "
+    "translation; image_statistics.brightness_spread: under 1, the images' light varies less "
+    "than a perfect translation's")
 
 
 def fraction_of(value: float | None, ceiling: float | None) -> float | None:
@@ -121,14 +132,25 @@ def style_ceiling(perfect: ImageSet, target: ImageSet, classes: Sequence[str],
             "classes_compared": result["classes_compared"]}
 
 
+def statistics_ceiling(perfect: ImageSet, target: ImageSet, workers: int,
+                       target_tones: np.ndarray | None = None) -> dict:
+    """The image statistics of ``perfect`` against ``target``: ``{"definition", "distance",
+    "brightness_spread"}``. ``target_tones``: ``target``'s tones when the caller has them."""
+    result = image_statistics(perfect, target, None, workers, target_tones)["translated"]
+    return {"definition": STATISTICS_DEFINITION, "distance": result["distance"],
+            "brightness_spread": result["brightness_spread"]}
+
+
 def translation_ceilings(source: ImageSet, perfect: Sequence[ImageSet], target: ImageSet,
                          classes: Sequence[str], settings: MetricsConfig, workers: int,
-                         figures: dict, target_pixels: dict | None = None) -> dict:
+                         figures: dict, target_pixels: dict | None = None,
+                         target_tones: np.ndarray | None = None) -> dict:
     """The ``ceilings`` entry of ``translation.json``: each ceiling of the module docstring and
     the ``fractions`` of the translator's ``figures`` (the entries of ``translation.json``).
     ``source`` is source_train, ``perfect`` its perfect translations (draws 0, 1, ...: at least
     one; the diversity ceiling needs two), ``target`` the style distance's target images
-    (``target_pixels``: their class pixels, when the caller has them already).
+    (``target_pixels`` and ``target_tones``: their class pixels and image tones, when the caller
+    has them already).
     Without perfect translations the entry is ``{"skipped": NOT_CONFIGURED}``."""
     result = {"source": SOURCE, "manifests": [p.origin.name for p in perfect],
               "edge_correlation": edge_ceiling(source, perfect[0], classes)}
@@ -141,6 +163,7 @@ def translation_ceilings(source: ImageSet, perfect: Sequence[ImageSet], target: 
     result["style_distance"] = style_ceiling(perfect[0], target, classes,
                                              settings.style_pixels_per_box, workers,
                                              target_pixels)
+    result["image_statistics"] = statistics_ceiling(perfect[0], target, workers, target_tones)
     result["fractions"] = fractions(figures, result)
     return result
 
@@ -148,7 +171,8 @@ def translation_ceilings(source: ImageSet, perfect: Sequence[ImageSet], target: 
 def fractions(figures: dict, ceilings: dict) -> dict:
     """Each figure of ``figures`` (``translation.json``'s entries) over its ceiling in
     ``ceilings``: ``{"definition", "edge_correlation": {"whole", "boxes", "per_class"},
-    "multimodality": {"objects", "background"}, "style_distance": {"per_class", "mean"}}``,
+    "multimodality": {"objects", "background"}, "style_distance": {"per_class", "mean"},
+    "image_statistics": {"distance", "brightness_spread"}}``,
     None where either side is skipped or undefined."""
 
     def of(key: str, path: Sequence[str], ceiling_path: Sequence[str] | None = None
@@ -171,6 +195,8 @@ def fractions(figures: dict, ceilings: dict) -> dict:
             "per_class": {c: of("style_distance", ("per_class", c, "translated"),
                                 ("per_class", c)) for c in style_classes},
             "mean": of("style_distance", ("mean", "translated"), ("mean",))},
+        "image_statistics": {k: of("image_statistics", ("translated", k), (k,))
+                             for k in ("distance", "brightness_spread")},
     }
 
 

@@ -23,6 +23,7 @@ from pipeline.formats.common import Box
 from pipeline.metrics import diversity, inception
 from pipeline.metrics.content_preservation import edge_correlation
 from pipeline.metrics.errors import MetricsError
+from pipeline.metrics.image_statistics import image_statistics
 from pipeline.metrics.images import ImageSet, batches, load_image
 from pipeline.metrics.multimodality import SampleDifference
 from pipeline.metrics.style_distance import (class_pixels, image_box_features, mean_distance,
@@ -32,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 VERSION = 1
 METRIC_KEYS = ("fid", "kid", "is", "cis", "lpips_diversity", "multimodality", "style_distance",
-               "edge_correlation")
+               "image_statistics", "edge_correlation")
 
 
 @dataclass(frozen=True)
@@ -105,12 +106,14 @@ def load_networks(inception_weights: str | Path | None, lpips_weights: str | Pat
 
 def compute(real: ImageSet, fake: ImageSet, source: ImageSet | None, classes: Sequence[str],
             networks: Networks, samples: Samples | str, settings: MetricsConfig, workers: int,
-            device: torch.device, target_pixels: dict | None = None) -> dict:
-    """``{"fid", "kid", "is", "cis", "lpips_diversity", "style_distance"}``: each a result or
-    ``{"skipped": reason}`` (logged as a warning). ``samples`` is a reason when there are none.
-    ``settings`` gives batch size, seed and the caps of each metric; ``workers`` the decoding
-    threads; ``target_pixels`` the :func:`~pipeline.metrics.style_distance.class_pixels` of
-    ``real`` when the caller has them already."""
+            device: torch.device, target_pixels: dict | None = None,
+            target_tones: np.ndarray | None = None) -> dict:
+    """Each metric of :data:`METRIC_KEYS`: a result or ``{"skipped": reason}`` (logged as a
+    warning). ``samples`` is a reason when there are none. ``settings`` gives batch size, seed
+    and the caps of each metric; ``workers`` the decoding threads; ``target_pixels`` the
+    :func:`~pipeline.metrics.style_distance.class_pixels` and ``target_tones`` the
+    :func:`~pipeline.metrics.image_statistics.set_tones` of ``real`` when the caller has them
+    already."""
     o = settings
     fake = fake.first_samples()
     result: dict[str, dict] = {}
@@ -154,6 +157,7 @@ def compute(real: ImageSet, fake: ImageSet, source: ImageSet | None, classes: Se
     else:
         skip("style_distance", "the per-class style distance needs boxes: give the real and "
                                "translated sets as COCO manifests")
+    result["image_statistics"] = image_statistics(fake, real, source, workers, target_tones)
     pairs = _source_pairs(fake, source)
     if isinstance(pairs, str):
         skip("edge_correlation", pairs)
@@ -236,8 +240,8 @@ def compare_image_sets(real: ImageSet, fake: ImageSet, source: ImageSet | None,
     """``pipeline metrics``: the metrics of ``fake`` against ``real`` (folders or manifests).
 
     LPIPS diversity and CIS use the inputs of ``fake`` that have several samples (a
-    ``translate`` manifest with K >= 2); FID, KID and IS its sample 0 of each input. Raises
-    :class:`MetricsError` when every metric is skipped.
+    ``translate`` manifest with K >= 2); FID, KID and IS its sample 0 of each input. Two
+    folders without network weights still get the image statistics.
     """
     groups = [g for g in fake.groups() if len(g) > 1]
     samples: Samples | str
@@ -251,11 +255,6 @@ def compare_image_sets(real: ImageSet, fake: ImageSet, source: ImageSet | None,
     classes = list(dict.fromkeys((*(fake.classes or ()), *(real.classes or ()))))
     metrics = compute(real, fake, source, classes, networks, samples, settings, workers,
                       device)
-    if all("skipped" in v for v in metrics.values()):
-        raise MetricsError(
-            "nothing to compute: every metric was skipped (see the warnings above): give "
-            "--inception-weights for FID, KID and IS, or real and translated sets as COCO "
-            "manifests with boxes for the style distance")
     document = {"version": VERSION,
                 "real": {"path": str(real.origin), "images": len(real.items)},
                 "fake": {"path": str(fake.origin), "images": len(fake.first_samples().items)}}
@@ -314,6 +313,10 @@ def format_summary(document: dict) -> str:
                      f"{_number(sd['mean']['source']):>10}" +
                      (f" {_number(ceiling['mean']):>10} {_number(part['mean']):>10}"
                       if ceiling else ""))
+    stats = document.get("image_statistics")
+    if stats:
+        lines.append(_statistics_line(stats, perfect.get("image_statistics"),
+                                      fractions.get("image_statistics")))
     ec = document.get("edge_correlation")
     if ec and "skipped" not in ec:
         lines.append(f"  edge correlation source vs translated: whole {_number(ec['whole'])}, "
@@ -334,6 +337,23 @@ def format_summary(document: dict) -> str:
                   f"   {_number(e.get('nearest_accuracy'))}   {_number(e.get('probe_accuracy'))}"
                   for c, e in rs["per_class"].items()]
     return "\n".join(lines)
+
+
+def _statistics_line(stats: dict, ceiling: dict | None, fraction: dict | None) -> str:
+    """The image statistics of translated, source and target (and the perfect translation's,
+    with the fraction of it, when there is one) as two lines."""
+    sides = [("translated", stats["translated"]), ("source", stats["source"]),
+             ("target", stats["target"])]
+    if ceiling:
+        sides.insert(1, ("perfect", ceiling))
+    distance = ", ".join(f"{name} {_number(e.get('distance'))}" for name, e in sides
+                         if e is not None and name != "target")
+    spread = ", ".join(f"{name} {_number(e['brightness_spread'])}" for name, e in sides
+                       if e is not None)
+    part = (f" (fraction of perfect: {_number(fraction['distance'])})"
+            if ceiling and fraction else "")
+    return (f"  image statistics' distance to the target (per-image Lab mean/std): {distance}"
+            f"{part}\n  brightness spread over images (std of mean L): {spread}")
 
 
 def _number(value: float | None) -> str:

@@ -56,7 +56,7 @@ TRANSLATION_METRICS = (
 )
 # Keys of translation.json that are not metrics (shown apart or not at all).
 _TRANSLATION_CONTEXT = ("version", "run", "real", "fake", "style_distance", "read_selectivity",
-                        "edge_correlation", "multimodality", "ceilings")
+                        "edge_correlation", "multimodality", "image_statistics", "ceilings")
 
 
 @dataclass(frozen=True)
@@ -287,6 +287,8 @@ def _translation_section(page: Page) -> str:
     parts.append(_edge_correlation(data.get("edge_correlation"),
                                    _ceiling(ceilings, "edge_correlation")))
     parts.append(_multimodality(data.get("multimodality"), _ceiling(ceilings, "multimodality")))
+    parts.append(_image_statistics(data.get("image_statistics"),
+                                   _ceiling(ceilings, "image_statistics")))
     parts.append(_ceilings_note(ceilings))
     parts.append(_read_selectivity(data.get("read_selectivity")))
     parts.append("</section>")
@@ -411,6 +413,25 @@ def _multimodality(entry: object, ceiling: Ceiling | None = None) -> str:
     return _with_ceiling(f"Multimodality: difference between the {entry.get('samples', 'K')} "
                          f"style samples of {entry.get('inputs', '?')} inputs (grey levels)",
                          ["Measure", "Value"], rows, entry, ceiling)
+
+
+def _image_statistics(entry: object, ceiling: Ceiling | None = None) -> str:
+    if entry is None:
+        return ""        # files written before the figure existed
+    note = _skipped_note("Image statistics", entry)
+    if note:
+        return note
+    translated, source, target = (entry.get(k) or {} for k in ("translated", "source",
+                                                               "target"))
+    rows = [("distance to the target, translated", translated.get("distance"), ("distance",)),
+            ("distance to the target, untranslated source", source.get("distance"), ()),
+            ("brightness spread, translated", translated.get("brightness_spread"),
+             ("brightness_spread",)),
+            ("brightness spread, untranslated source", source.get("brightness_spread"), ()),
+            ("brightness spread, target", target.get("brightness_spread"), ())]
+    return _with_ceiling("Image statistics: the light of each image (Lab mean and standard "
+                         "deviation per image) against the target's", ["Measure", "Value"],
+                         rows, entry, ceiling)
 
 
 def _or_dash(value: object) -> str:

@@ -6,15 +6,16 @@ diversity of ``metrics.diversity_samples`` styles of ``metrics.diversity_images`
 with the trained translator (LPIPS diversity, CIS), and the per-class style distance inside the
 boxes, for the translated and the untranslated source images, how class-selective the
 memory's test-time reads are on the same inputs, how much the style samples differ
-(multimodality) and how well the translations keep the source's edges (content preservation);
-these last four need no weights. Definitions are in
-:mod:`pipeline.metrics`; a metric whose network weights are not set is skipped with the reason.
+(multimodality), how well the translations keep the source's edges (content preservation) and
+the target's image-to-image light (image statistics); these last five need no weights.
+Definitions are in :mod:`pipeline.metrics`; a metric whose network weights are not set is skipped with the reason.
 
 Next to the weight-free figures stand their ceilings, what a perfect translation scores
 (:mod:`pipeline.metrics.ceilings`): with ``data.source.perfect_translations`` (the demo's
 synthetic data), the edge correlation of source_train with its perfect translation (draw 0),
 the sample difference between two perfect draws (0 and 1) of the same scenes, and draw 0's
-style distance to the target, each with the translator's figure as a fraction of it; and, for
+style distance and image statistics against the target, each with the translator's figure as
+a fraction of it; and, for
 the read selectivity, the held-out accuracy of a linear probe of the content features
 (:mod:`pipeline.metrics.linear_probe`), which needs no perfect translation.
 
@@ -32,6 +33,11 @@ the read selectivity, the held-out accuracy of a linear probe of the content fea
                         "mean": {"translated", "source"}, "classes_compared"},
      "multimodality": {"definition", "objects", "background", "inputs", "samples", "pairs",
                        "split", "style_distance_per_sample", "max_style_distance_change"},
+     "image_statistics": {"definition",
+                          "translated": {"images", "mean": {feature: value},
+                                         "brightness_spread", "distance"},
+                          "source": {same keys}, "target": {"images", "mean",
+                                                            "brightness_spread"}},
      "edge_correlation": {"definition", "whole", "boxes", "per_class": {class: value},
                           "pairs"},
      "read_selectivity": {"definition", "inputs", "split", "read_temperature",
@@ -47,15 +53,18 @@ the read selectivity, the held-out accuracy of a linear probe of the content fea
                                     "samples", "pairs", "split"},
                   "style_distance": {"definition", "per_class": {class: value}, "mean",
                                      "classes_compared"},
+                  "image_statistics": {"definition", "distance", "brightness_spread"},
                   "fractions": {"definition",
                                 "edge_correlation": {"whole", "boxes", "per_class"},
                                 "multimodality": {"objects", "background"},
-                                "style_distance": {"per_class", "mean"}}}}
+                                "style_distance": {"per_class", "mean"},
+                                "image_statistics": {"distance", "brightness_spread"}}}}
 
 with ``{"skipped": reason}`` in place of any metric that was not computed (``ceilings`` without
 ``data.source.perfect_translations``; its ``multimodality`` when the list names one folder).
-A fraction is the translator's figure over the ceiling at the same place (``style_distance``:
-``translated`` over the ceiling; lower is better there, higher elsewhere); a fraction or
+A fraction is the translator's figure over the ceiling at the same place (``style_distance``,
+``image_statistics``: ``translated`` over the ceiling; lower is better for the distances,
+higher elsewhere); a fraction or
 ceiling is null where either side is.
 """
 
@@ -109,7 +118,7 @@ def input_paths(ctx: RunContext) -> list[Path]:
                             *(["source_train"] if perfect_manifests(ctx) else [])))
     return [*(ctx.manifest(s) for s in splits), translated_dir(ctx.run_dir) / ANNOTATIONS,
             checkpoint_path(ctx), *perfect_manifests(ctx), *_weights(ctx),
-            *([reference_manifest(ctx)] if cfg.translate.style == "exemplar" else [])]
+            *([reference_manifest(ctx)] if cfg.translate.uses_reference else [])]
 
 
 def output_paths(ctx: RunContext) -> list[Path]:
@@ -125,6 +134,7 @@ def run(ctx: RunContext) -> dict:
     from pipeline.metrics import diversity
     from pipeline.metrics.ceilings import NOT_CONFIGURED, translation_ceilings
     from pipeline.metrics.errors import MetricsError
+    from pipeline.metrics.image_statistics import set_tones
     from pipeline.metrics.images import read_image_set
     from pipeline.metrics.read_selectivity import read_selectivity
     from pipeline.metrics.suite import VERSION, Samples, compute, format_summary, load_networks
@@ -147,10 +157,11 @@ def run(ctx: RunContext) -> dict:
         def styles():
             # The samples of the translate stage: its style rule, its reference images.
             exemplars = None
-            if cfg.translate.style == "exemplar":
+            if cfg.translate.uses_reference:
                 from pipeline.translation.methods.translator import ExemplarStyles
                 exemplars = ExemplarStyles.read(translator(), reference_manifest(ctx),
-                                                cfg.translate.direction, device)
+                                                cfg.translate.direction, device,
+                                                cfg.translate.style)
             yield from diversity.translate_samples(translator(), inputs, m.diversity_samples,
                                                    m.seed, cfg.translate.direction, device,
                                                    exemplars)
@@ -160,8 +171,9 @@ def run(ctx: RunContext) -> dict:
         # Decoded once for the translator's style distance and the perfect translation's.
         target_pixels = (class_pixels(real.items, cfg.data.classes, m.style_pixels_per_box,
                                       cfg.run.workers) if real.has_boxes else None)
+        target_tones = set_tones(real.items, cfg.run.workers)
         metrics = compute(real, fake, source, cfg.data.classes, networks, samples, m,
-                          cfg.run.workers, device, target_pixels)
+                          cfg.run.workers, device, target_pixels, target_tones)
         metrics["read_selectivity"] = read_selectivity(
             translator(), diversity.choose_inputs(source.items, m.selectivity_images or
                                                   len(source.items), m.seed),
@@ -171,7 +183,7 @@ def run(ctx: RunContext) -> dict:
         metrics["ceilings"] = (
             translation_ceilings(read_image_set(ctx.manifest("source_train")),
                                  [read_image_set(p) for p in perfect], real, cfg.data.classes,
-                                 m, cfg.run.workers, metrics, target_pixels)
+                                 m, cfg.run.workers, metrics, target_pixels, target_tones)
             if perfect else {"skipped": NOT_CONFIGURED})
     except (DatasetError, MetricsError, WeightsError, FileNotFoundError, ValueError) as exc:
         raise StageError(f"metrics: {exc}") from None
@@ -201,10 +213,14 @@ def _headline(entry: dict) -> float | dict | None:
         return {name: None if v is None else round(v, 4) for name, v in (
             ("edge_boxes", f["edge_correlation"]["boxes"]),
             ("objects", f["multimodality"]["objects"]),
-            ("style_mean", f["style_distance"]["mean"]))}
+            ("style_mean", f["style_distance"]["mean"]),
+            ("statistics_distance", f["image_statistics"]["distance"]))}
     for keys in (("whole", "boxes"), ("objects", "background")):
         if all(k in entry for k in keys):
             return {k: None if entry[k] is None else round(entry[k], 4) for k in keys}
+    if "translated" in entry and "brightness_spread" in entry["translated"]:
+        return {k: None if entry["translated"][k] is None else round(entry["translated"][k], 4)
+                for k in ("distance", "brightness_spread")}
     if "mean" in entry and isinstance(entry["mean"], dict):
         return {side: None if v is None else round(v, 4) for side, v in entry["mean"].items()}
     if "per_class" in entry:

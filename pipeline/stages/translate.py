@@ -33,11 +33,11 @@ CONFIG_KEYS = tuple(f"translate.{f.name}" for f in dataclasses.fields(TranslateC
 
 def input_paths(ctx: RunContext) -> list[Path]:
     return [ctx.manifest(ctx.config.translate.split), checkpoint_path(ctx),
-            *([reference_manifest(ctx)] if ctx.config.translate.style == "exemplar" else [])]
+            *([reference_manifest(ctx)] if ctx.config.translate.uses_reference else [])]
 
 
 def reference_manifest(ctx: RunContext) -> Path:
-    """The split whose images lend MGUIT their styles under ``translate.style: exemplar``."""
+    """The split whose images lend MGUIT their styles under ``translate.style`` exemplar or scene."""
     return ctx.manifest(ctx.config.translate.reference_split)
 
 
@@ -59,7 +59,7 @@ def run(ctx: RunContext) -> dict:
     summary = translate_dataset(
         ctx.manifest(cfg.translate.split), out, checkpoint_path(ctx), cfg.translate,
         device=cfg.run.device, expected=cfg.translator, progress=ctx.progress,
-        reference=reference_manifest(ctx) if cfg.translate.style == "exemplar" else None,
+        reference=reference_manifest(ctx) if cfg.translate.uses_reference else None,
         # The folder is this stage's: a translation with other settings in it is stale.
         overwrite=(out / SETTINGS).exists(),
     )

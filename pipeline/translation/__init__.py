@@ -20,7 +20,8 @@ through the same plan, shards, resume, records and writer. Input: a COCO manifes
 With ``num_samples`` K > 1 every image has K translations, ``image_2/<id>_s<k>.png`` with
 ``label_2/<id>_s<k>.txt`` (k = 0..K-1; for MGUIT sample 0 reads the memory's own values,
 samples k >= 1 random style values, or with ``translate.style: exemplar`` each sample the styles
-of one reference image; each method documents its samples), all in one KITTI folder
+of one reference image, with ``scene`` that image's background and the memory's objects; each
+method documents its samples), all in one KITTI folder
 and one COCO manifest. ``<id>`` is the KITTI frame id, or the file stem for other formats (whose
 label files are written from the boxes: :mod:`pipeline.translation.sources`).
 

@@ -4,7 +4,8 @@ With ``translate.style: memory`` (the paper) sample 0 of an image reads the memo
 values, samples k >= 1 random style values seeded by the image's style seed
 (:meth:`mguit.model.MGUIT.translate`). With ``exemplar`` sample k reads the values of one
 reference image (:class:`ExemplarStyles`), drawn by the style seed and k as the baselines draw
-theirs. Whole images at native resolution, padded to the network stride and cropped back. The
+theirs; with ``scene`` only the background's values come from that image (its scene and light)
+and the object classes' from the memory. Whole images at native resolution, padded to the network stride and cropped back. The
 settings are the checkpoint's sha256, the direction and, for exemplars, the reference split.
 
 Batched convolutions may round differently from unbatched ones in the last float bits, which
@@ -38,23 +39,35 @@ from pipeline.translation.records import sha256_file
 class ExemplarStyles:
     """The values of each image of a reference manifest (:meth:`MGUIT.exemplar_values`, with
     its boxes as class masks), computed when an image is first drawn and kept: ``N x C``
-    floats an image, 20 KB at the paper's widths."""
+    floats an image, 20 KB at the paper's widths.
+
+    ``style``: ``exemplar`` (every memory group takes the image's style) or ``scene`` (the
+    background alone; the object classes keep the memory's values).
+    """
 
     def __init__(self, model: MGUIT, reference: ReferenceSet,
                  boxes: list[tuple[list[list[float]], list[str]]], domain: int,
-                 device: torch.device):
+                 device: torch.device, style: str = "exemplar"):
         self.model, self.reference, self.boxes = model, reference, boxes
-        self.domain, self.device = domain, device
+        self.domain, self.device, self.style = domain, device, style
         self.group_index = {name: i for i, name in enumerate(model.memory.groups)}
+        self.groups = None
+        if style == "scene":
+            if not model.memory.class_aware or BACKGROUND not in self.group_index:
+                raise TranslationError(
+                    "translate.style scene takes the background's style from a reference "
+                    "image and the object classes' from the memory: it needs a class-aware "
+                    "memory with a background group (translator.memory.variant)")
+            self.groups = [self.group_index[BACKGROUND]]
         self._values: dict[int, Tensor] = {}
 
     @classmethod
-    def read(cls, model: MGUIT, manifest: Path, direction: str,
-             device: torch.device) -> ExemplarStyles:
+    def read(cls, model: MGUIT, manifest: Path, direction: str, device: torch.device,
+             style: str = "exemplar") -> ExemplarStyles:
         """The images and boxes of ``manifest``, styles of ``direction``'s output domain."""
         reference = ReferenceSet.read(manifest)
         boxes = coco.read_manifest(manifest).boxes_of_images()
-        return cls(model, reference, boxes, DIRECTIONS[direction][1], device)
+        return cls(model, reference, boxes, DIRECTIONS[direction][1], device, style)
 
     def pick(self, style_seed: int, sample: int) -> int:
         """The reference image of sample ``sample`` of the image with ``style_seed``."""
@@ -77,7 +90,8 @@ class ExemplarStyles:
             image = torch.tensor(pixels, device=self.device).permute(2, 0, 1)[None]
             image = image.float().div(127.5).sub(1)
             mask = torch.from_numpy(mask).to(self.device)[None]
-            self._values[index] = self.model.exemplar_values(image, mask, self.domain).float()
+            self._values[index] = self.model.exemplar_values(image, mask, self.domain,
+                                                             self.groups).float()
         return self._values[index]
 
 
@@ -92,8 +106,8 @@ class TranslatorMethod:
         self.direction, self.channels_last = options.direction, options.channels_last
         self.amp_dtype = autocast_dtype(device) if options.amp else None
         self.exemplars = exemplars
-        self.description = f"MGUIT {checkpoint.name}" + (" (exemplar styles)" if exemplars
-                                                           else "")
+        self.description = f"MGUIT {checkpoint.name}" + (f" ({exemplars.style} styles)"
+                                                           if exemplars else "")
 
     @classmethod
     def load(cls, checkpoint: Path, device: torch.device, options: TranslateConfig,
@@ -101,10 +115,11 @@ class TranslatorMethod:
              reference: Path | None = None) -> TranslatorMethod:
         """Load ``checkpoint``; with ``expected`` (the run's translator config), refuse one
         whose networks or memory differ. ``reference``: the manifest whose images lend their
-        styles under ``options.style: exemplar``. Raises :class:`TranslationError`."""
-        if options.style == "exemplar" and reference is None:
-            raise TranslationError("translate.style is exemplar but no reference manifest was "
-                                   "given (translate.reference_split, or --reference)")
+        styles under ``options.style`` exemplar or scene. Raises :class:`TranslationError`."""
+        if options.uses_reference and reference is None:
+            raise TranslationError(f"translate.style is {options.style} but no reference "
+                                   "manifest was given (translate.reference_split, or "
+                                   "--reference)")
         try:
             model = load_translator(checkpoint, device)
         except (FileNotFoundError, ValueError) as exc:
@@ -117,8 +132,9 @@ class TranslatorMethod:
         if options.channels_last:
             model = model.to(memory_format=torch.channels_last)
         exemplars = None
-        if options.style == "exemplar":
-            exemplars = ExemplarStyles.read(model, Path(reference), options.direction, device)
+        if options.uses_reference:
+            exemplars = ExemplarStyles.read(model, Path(reference), options.direction, device,
+                                            options.style)
         return cls(model, checkpoint, device, options, exemplars)
 
     def settings(self) -> dict:
@@ -126,7 +142,7 @@ class TranslatorMethod:
         settings = {"checkpoint_sha256": sha256_file(self.checkpoint),
                     "direction": self.direction}
         if self.exemplars is not None:
-            settings.update(style="exemplar", reference=str(self.exemplars.reference.manifest),
+            settings.update(style=self.exemplars.style, reference=str(self.exemplars.reference.manifest),
                             reference_sha256=self.exemplars.reference.sha256)
         return settings
 
