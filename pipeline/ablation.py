@@ -74,7 +74,8 @@ VARIANT_KEYS = tuple(v.key for v in VARIANTS)
 
 
 # The per-run figures summarised as mean +- std over seeds, with their table headings.
-SUMMARY = (("style_distance", "Style distance"), ("map50", "mAP50"),
+SUMMARY = (("style_distance", "Style distance"), ("light_distance", "Light distance"),
+           ("brightness_spread", "Brightness spread"), ("map50", "mAP50"),
            ("gap_recovered", "Gap recovered"), ("edge_boxes", "Edges in boxes"),
            ("sample_objects", "Sample diff. (objects)"))
 
@@ -234,6 +235,8 @@ def collect_run(run_dir: Path, reference: dict, gap_classes: Sequence[str]) -> d
     refs = {k: mean_ap50(v["ap50"], gap_classes) for k, v in reference.items()}
     edges = translation.get("edge_correlation") or {}
     samples = translation.get("multimodality") or {}
+    # Files written before the image statistics existed have none.
+    light = (translation.get("image_statistics") or {}).get("translated") or {}
     return {
         "run": run_dir.name,
         "ap50": translated["ap50"],
@@ -245,6 +248,8 @@ def collect_run(run_dir: Path, reference: dict, gap_classes: Sequence[str]) -> d
         "style_distance": translation["style_distance"],
         "edge_boxes": edges.get("boxes"),
         "sample_objects": samples.get("objects"),
+        "light_distance": light.get("distance"),
+        "brightness_spread": light.get("brightness_spread"),
         **{key: translation.get(key) for key in ("fid", "kid", "lpips_diversity", "is", "cis",
                                                  "read_selectivity", "edge_correlation",
                                                  "multimodality")},
@@ -256,7 +261,9 @@ def summary_values(row: dict) -> dict[str, float | None]:
     sd = row["style_distance"]
     return {"style_distance": None if "skipped" in sd else sd["mean"]["translated"],
             "map50": row["map50"], "gap_recovered": row["gap_recovered"],
-            "edge_boxes": row["edge_boxes"], "sample_objects": row["sample_objects"]}
+            "edge_boxes": row["edge_boxes"], "sample_objects": row["sample_objects"],
+            "light_distance": row.get("light_distance"),
+            "brightness_spread": row.get("brightness_spread")}
 
 
 def summarise(rows) -> dict[str, dict[str, float | None]]:
@@ -330,8 +337,9 @@ def _metric(entry: dict | None, key: str, digits: int) -> str:
 
 
 # How each summary figure is printed: (scale, digits).
-_FORMAT = {"style_distance": (1, 1), "map50": (100, 1), "gap_recovered": (1, 2),
-           "edge_boxes": (1, 3), "sample_objects": (1, 2)}
+_FORMAT = {"style_distance": (1, 1), "light_distance": (1, 1), "brightness_spread": (1, 1),
+           "map50": (100, 1), "gap_recovered": (1, 2), "edge_boxes": (1, 3),
+           "sample_objects": (1, 2)}
 
 
 def format_table(document: dict) -> str:
@@ -343,7 +351,10 @@ def format_table(document: dict) -> str:
     lines = [f"# Ablation of run {document['base_run']}", "",
              f"Seeds {', '.join(str(s) for s in document['seeds'])}. Style distance: mean "
              "per-class Fréchet distance of CIELAB + gradient statistics inside boxes, translated "
-             f"source to target (lower is closer). mAP50 (%) on {document['split']} of Faster "
+             "source to target (lower is closer). Light distance: Fréchet distance of the "
+             "per-image Lab mean and standard deviation to the target's, over images; "
+             "brightness spread: standard deviation over images of their mean L (the image "
+             f"statistics, docs/metrics.md). mAP50 (%) on {document['split']} of Faster "
              "R-CNN trained on the variant's translations. Gap recovered: (translated - "
              f"source only) / (oracle - source only) on the mean AP50 of {gap}, with the same "
              "seed's reference detectors. Edges in boxes: correlation of Sobel magnitudes "

@@ -32,6 +32,7 @@ def run_row(i: int, seed: int, with_fid: bool) -> dict:
         "gap_recovered": 0.5 + seed / 10,
         "style_distance": style({"person": 1.5 + i, "car": 2.25}, {"person": 9.0, "car": 8.0}),
         "edge_boxes": 0.4, "sample_objects": 8.0 + seed,
+        **({"light_distance": 40.0 + seed, "brightness_spread": 4.5} if i == 0 else {}),
         "fid": {"value": 12.3456} if with_fid else skipped,
         "kid": {"mean": 0.01234, "std": 0.001, "subset_size": 4} if with_fid else skipped,
         "lpips_diversity": {"skipped": "metrics.lpips_weights is not set"},
@@ -59,11 +60,13 @@ def document(with_fid: bool) -> dict:
 
 def test_table_lists_every_seed_mean_and_std_and_quotes_table_4():
     table = format_table(document(with_fid=False))
-    # style distance 1.88, mAP 10.0 / 11.0, gap 0.50 / 0.60, edges 0.400, samples 8.00 / 9.00
-    assert "| sm_tl | 0 | 1.9 | 10.0 | 0.50 | 0.400 | 8.00 |" in table
-    assert "| sm_tl | 1 | 1.9 | 11.0 | 0.60 | 0.400 | 9.00 |" in table
-    assert ("| **sm_tl: single memory + triplet loss** | mean ± std | 1.9 ± 0.0 | 10.5 ± 0.7 | "
-            "0.55 ± 0.07 | 0.400 ± 0.000 | 8.50 ± 0.71 |") in table
+    # style distance 1.88, light 40 / 41 and 4.5, mAP 10.0 / 11.0, gap 0.50 / 0.60, edges 0.400,
+    # samples 8.00 / 9.00; sm_cl's rows predate the image statistics (dashes)
+    assert "| sm_tl | 0 | 1.9 | 40.0 | 4.5 | 10.0 | 0.50 | 0.400 | 8.00 |" in table
+    assert "| sm_tl | 1 | 1.9 | 41.0 | 4.5 | 11.0 | 0.60 | 0.400 | 9.00 |" in table
+    assert ("| **sm_tl: single memory + triplet loss** | mean ± std | 1.9 ± 0.0 | 40.5 ± 0.7 | "
+            "4.5 ± 0.0 | 10.5 ± 0.7 | 0.55 ± 0.07 | 0.400 ± 0.000 | 8.50 ± 0.71 |") in table
+    assert "| sm_cl | 0 | 2.4 | – | – | 20.0 |" in table
     assert "| sm_cl | 0 | 20.0 | – | 20.0 | 5.0 |" in table
     assert "| source_only (reference, run demo_reference_s0) | 0 | 2.0 | 50.0 | 26.0 | 10.0 |" \
         in table
@@ -146,8 +149,10 @@ def test_ablate_runs_variants_and_seeds_and_writes_one_table(tmp_path, caplog):
                         ["detectors"]) == ["translated"]
             assert set(row["ap50"]) == set(result["classes"])
             assert "gap_recovered" in row
-        assert set(variant["summary"]) == {"style_distance", "map50", "gap_recovered",
+        assert set(variant["summary"]) == {"style_distance", "light_distance",
+                                           "brightness_spread", "map50", "gap_recovered",
                                            "edge_boxes", "sample_objects"}
+        assert all(row["light_distance"] > 0 for row in variant["seeds"].values())
     assert "skipped" in result["variants"]["sm_tl"]["seeds"]["0"]["read_selectivity"]
     assert "background" in \
         result["variants"]["cm_cl"]["seeds"]["1"]["read_selectivity"]["per_class"]
