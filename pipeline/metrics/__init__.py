@@ -7,6 +7,8 @@
   samples made with a trained translator;
 * :mod:`~pipeline.metrics.style_distance`: per-class colour/texture distance inside boxes (no
   network);
+* :mod:`~pipeline.metrics.image_statistics`: the per-image light (Lab tone and contrast) of a
+  set against the target's, and its spread over images (no network);
 * :mod:`~pipeline.metrics.content_preservation`, :mod:`~pipeline.metrics.multimodality`,
   :mod:`~pipeline.metrics.read_selectivity`: the weight-free figures of the edges kept, the
   style samples' difference and the memory's test-time reads;
