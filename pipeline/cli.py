@@ -171,10 +171,12 @@ def _add_translate_parser(sub: argparse._SubParsersAction) -> None:
                    help="the target images the baselines (and MGUIT with --style exemplar) "
                         "take their style from: a COCO manifest with info.image_root, e.g. "
                         "runs/<name>/data/target_train.json")
-    p.add_argument("--style", choices=("memory", "exemplar", "scene"), default=d.style,
-                   help="MGUIT's styles: the memory's values (the paper); sample by sample, "
-                        "those of one --reference image (exemplar); or that image's background "
-                        f"and the memory's object classes (scene) (default {d.style})")
+    p.add_argument("--style", choices=("memory", "exemplar", "scene"), default="memory",
+                   help="MGUIT's styles: the memory's values (the paper, the default here: "
+                        "it needs no target images); sample by sample, those of one "
+                        "--reference image (exemplar); or that image's background and the "
+                        "memory's object classes (scene, the pipeline's default: the target's "
+                        "image-to-image light)")
     p.add_argument("--fda-beta", type=float, default=d.fda_beta, metavar="BETA",
                    help=f"FDA's low-frequency window, floor(min(H, W) * BETA) (default "
                         f"{d.fda_beta})")

@@ -206,17 +206,18 @@ class TranslateConfig:
     channels_last: bool = True           # NHWC tensors: faster convolutions on GPU and oneDNN
     png_compress_level: int = 1          # 0-9; lossless at any level, 1 is ~5x faster than 6
     on_bad_image: Literal["error", "skip"] = "error"   # skip: listed in the manifest, counted
-    # What MGUIT's styles are: "memory" (the paper: sample 0 reads the memory's values, samples
-    # k >= 1 random values near them) or "exemplar": sample k of an image reads the values of
-    # one reference_split image (each class's style in that image; MGUIT.exemplar_values),
-    # drawn as the baselines draw theirs. Demo, seeds 0 / 1 / 2, three detector seeds each:
-    # gap recovered 0.32 / 0.44 / 0.28 against the memory's 0.15 / 0.20 / 0.14, at a larger
-    # style distance (131 / 146 / 177 against 88 / 99 / 146; docs/translator.md). Not yet the
-    # default: measured on one world only, and the per-class style distance grows. "scene":
-    # the background's values from one reference_split image (its scene and light: the
-    # target's image-to-image light, docs/translator.md cause 18), the object classes' from
-    # the memory.
-    style: Literal["memory", "exemplar", "scene"] = "memory"
+    # What MGUIT's styles are. "memory" (the paper): sample 0 reads the memory's values,
+    # samples k >= 1 random values near them. "exemplar": sample k reads the values of one
+    # reference_split image (each class's style in that image; MGUIT.exemplar_values), drawn
+    # as the baselines draw theirs. "scene" (default): the background's values from that
+    # image (its scene and light), the object classes' from the memory. Not the paper's: its
+    # memory items average the target's light over its images, so every memory translation
+    # gets the same light (brightness spread over images 1.4-2.1 against the target's 5.7,
+    # docs/translator.md cause 18); with scene 4.1-4.8. Demo, translator seeds 2 / 0 / 1,
+    # K = 1: gap recovered 0.57 / 0.23 / -0.06 against memory's 0.25 / -0.04 / -0.19
+    # (exemplar 0.60 / 0.10 / -0.03). Needs reference images with boxes; the standalone
+    # `pipeline translate` keeps memory unless given --style and --reference.
+    style: Literal["memory", "exemplar", "scene"] = "scene"
     # The baselines (colour_transfer, fda: pipeline.translation.methods) and MGUIT's exemplar
     # styles take their style from the images of this split.
     reference_split: Split = "target_train"

@@ -79,7 +79,8 @@ def test_translate_stage_on_cuda_keeps_labels_and_follows_the_cpu(kitti, tmp_pat
     checkpoint = save_checkpoint(tmp_path / "model.pt", small_random_config())
     outputs = {}
     for device, use_amp in (("cpu", False), (CUDA, amp)):
-        options = TranslateConfig(batch_size=4, amp=use_amp, workers=0, writers=1, num_samples=2)
+        options = TranslateConfig(batch_size=4, amp=use_amp, workers=0, writers=1, num_samples=2,
+                                  style="memory")
         outputs[device] = tmp_path / device
         translate_dataset(kitti, outputs[device], checkpoint, options, device=device,
                           progress=False)

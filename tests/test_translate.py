@@ -43,7 +43,7 @@ LABEL_LINES = [
     "DontCare -1 -1 -10 40.00 1.00 60.00 12.00 -1 -1 -1 -1000 -1000 -1000 -10\n",
 ]
 # float32: the tolerances below are those of float32 (see test_amp_on_cpu_* for bfloat16).
-OPTIONS = TranslateConfig(batch_size=4, workers=0, writers=2, amp=False)
+OPTIONS = TranslateConfig(batch_size=4, workers=0, writers=2, amp=False, style="memory")
 
 
 def small_random_config(**changes):

@@ -108,7 +108,7 @@ def translate_dataset(
         overwrite: delete a translation with other settings found in ``output``.
         expected: the run's translator config; the checkpoint's must match it (model, memory).
         reference: the COCO manifest (images and boxes) that lends MGUIT its styles under
-            ``options.style: exemplar``.
+            ``options.style`` exemplar or scene.
         progress: show a progress bar.
     Raises:
         TranslationError: unreadable image (``on_bad_image: error``), checkpoint that cannot
@@ -117,7 +117,8 @@ def translate_dataset(
     """
     if (checkpoint is None) == (method is None):
         raise TypeError("translate_dataset: give either a checkpoint (MGUIT) or a method")
-    options = options or TranslateConfig()
+    # Without options, the paper's memory reads: the only styles that need no reference.
+    options = options or TranslateConfig(style="memory")
     started = time.monotonic()
     out_dir = Path(os.path.abspath(output))
     shard, distributed = _resolve_shard(shard)
