@@ -8,7 +8,8 @@ boxes, for the translated and the untranslated source images, how class-selectiv
 memory's test-time reads are on the same inputs, how much the style samples differ
 (multimodality), how well the translations keep the source's edges (content preservation) and
 the target's image-to-image light (image statistics); these last five need no weights.
-Definitions are in :mod:`pipeline.metrics`; a metric whose network weights are not set is skipped with the reason.
+Definitions are in :mod:`pipeline.metrics`; a metric whose network weights are not set is
+skipped with the reason.
 
 Next to the weight-free figures stand their ceilings, what a perfect translation scores
 (:mod:`pipeline.metrics.ceilings`): with ``data.source.perfect_translations`` (the demo's

@@ -37,7 +37,7 @@ def input_paths(ctx: RunContext) -> list[Path]:
 
 
 def reference_manifest(ctx: RunContext) -> Path:
-    """The split whose images lend MGUIT their styles under ``translate.style`` exemplar or scene."""
+    """The split whose images lend MGUIT their styles (``translate.style`` exemplar, scene)."""
     return ctx.manifest(ctx.config.translate.reference_split)
 
 

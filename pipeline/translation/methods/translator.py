@@ -5,8 +5,9 @@ values, samples k >= 1 random style values seeded by the image's style seed
 (:meth:`mguit.model.MGUIT.translate`). With ``exemplar`` sample k reads the values of one
 reference image (:class:`ExemplarStyles`), drawn by the style seed and k as the baselines draw
 theirs; with ``scene`` only the background's values come from that image (its scene and light)
-and the object classes' from the memory. Whole images at native resolution, padded to the network stride and cropped back. The
-settings are the checkpoint's sha256, the direction and, for exemplars, the reference split.
+and the object classes' from the memory. Whole images at native resolution, padded to the
+network stride and cropped back. The settings are the checkpoint's sha256, the direction and,
+for styles from reference images, the style and the reference split.
 
 Batched convolutions may round differently from unbatched ones in the last float bits, which
 can move a value by one grey level after rounding to uint8 (at most 1 grey level, on under
@@ -142,8 +143,9 @@ class TranslatorMethod:
         settings = {"checkpoint_sha256": sha256_file(self.checkpoint),
                     "direction": self.direction}
         if self.exemplars is not None:
-            settings.update(style=self.exemplars.style, reference=str(self.exemplars.reference.manifest),
-                            reference_sha256=self.exemplars.reference.sha256)
+            reference = self.exemplars.reference
+            settings.update(style=self.exemplars.style, reference=str(reference.manifest),
+                            reference_sha256=reference.sha256)
         return settings
 
     def files(self) -> dict[str, bytes]:
