@@ -53,7 +53,8 @@ def translate_throughput(work: Path, device: str, images: int, size: tuple[int, 
     runs = []
     for amp in (True, False):
         for batch in batch_sizes:
-            options = TranslateConfig(batch_size=batch, amp=amp, workers=4, writers=4)
+            options = TranslateConfig(batch_size=batch, amp=amp, workers=4, writers=4,
+                                      style="memory")
             out = work / f"out-{amp}-{batch}"
             start = time.perf_counter()
             translate_dataset(data.source_root, out, checkpoint, options, device=device,

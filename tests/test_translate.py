@@ -623,11 +623,14 @@ def test_small_random_model_scene_style_takes_the_reference_background_only(data
     want = model.translate(x, values=scene.values(index)[None, None])[0, 0]
     want = want.add(1).mul(127.5).round().clamp(0, 255).permute(1, 2, 0)
     assert (torch.from_numpy(pixels(out / "image_2" / f"{frame}.png")) - want).abs().max() <= 1
-    # A single memory has no background group to take apart from the objects.
-    single = MGUIT(small_random_config(variant="single"))
-    with pytest.raises(TranslationError, match="class-aware memory"):
-        ExemplarStyles.read(single, data["manifest"], "source_to_target",
-                            torch.device("cpu"), "scene")
+    # A single memory has no class groups: the whole image is its scene, as under exemplar.
+    torch.manual_seed(0)
+    single = MGUIT(small_random_config(variant="single")).eval()
+    scene, exemplar = (ExemplarStyles.read(single, data["manifest"], "source_to_target",
+                                           torch.device("cpu"), style) for style in
+                       ("scene", "exemplar"))
+    torch.testing.assert_close(scene.values(index), exemplar.values(index))
+    assert not torch.allclose(scene.values(index), single.memory.values[1])
 
 
 def test_small_random_model_metrics_samples_follow_the_exemplar_rule(data, tmp_path):

@@ -43,7 +43,9 @@ class ExemplarStyles:
     floats an image, 20 KB at the paper's widths.
 
     ``style``: ``exemplar`` (every memory group takes the image's style) or ``scene`` (the
-    background alone; the object classes keep the memory's values).
+    background alone; the object classes keep the memory's values). A single memory has no
+    class groups: the whole image is its scene, and every item takes the image's style under
+    either.
     """
 
     def __init__(self, model: MGUIT, reference: ReferenceSet,
@@ -53,12 +55,7 @@ class ExemplarStyles:
         self.domain, self.device, self.style = domain, device, style
         self.group_index = {name: i for i, name in enumerate(model.memory.groups)}
         self.groups = None
-        if style == "scene":
-            if not model.memory.class_aware or BACKGROUND not in self.group_index:
-                raise TranslationError(
-                    "translate.style scene takes the background's style from a reference "
-                    "image and the object classes' from the memory: it needs a class-aware "
-                    "memory with a background group (translator.memory.variant)")
+        if style == "scene" and model.memory.class_aware:
             self.groups = [self.group_index[BACKGROUND]]
         self._values: dict[int, Tensor] = {}
 
